@@ -1,0 +1,1 @@
+"""Modbus sources: register maps (profiles), value decoding and the poller."""
