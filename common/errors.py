@@ -1,15 +1,15 @@
 """The SignalCraft error tree.
 
-    SignalCraftError
-    ├── ConfigError            a setting is missing or invalid (names the setting)
-    ├── SchemaError            a wire message is malformed (carries a precise reason)
-    ├── SourceError            a sensor could not be read
-    │   ├── DeviceTimeout      no answer within the timeout
-    │   ├── DeviceBusy         Modbus exception 6: retry later
-    │   ├── IllegalAddress     Modbus exception 2: the register map is wrong
-    │   └── CrcError           a garbled frame (noise, wrong baud rate, two masters)
-    ├── SinkError              the buffer or the uplink failed
-    └── ModelError             a model file or its manifest does not match
+SignalCraftError
+├── ConfigError            a setting is missing or invalid (names the setting)
+├── SchemaError            a wire message is malformed (carries a precise reason)
+├── SourceError            a sensor could not be read
+│   ├── DeviceTimeout      no answer within the timeout
+│   ├── DeviceBusy         Modbus exception 6: retry later
+│   ├── IllegalAddress     Modbus exception 2: the register map is wrong
+│   └── CrcError           a garbled frame (noise, wrong baud rate, two masters)
+├── SinkError              the buffer or the uplink failed
+└── ModelError             a model file or its manifest does not match
 """
 
 from __future__ import annotations

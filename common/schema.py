@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 import msgspec
@@ -30,12 +30,12 @@ MAX_BATCH = 5000
 Name = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 PointName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 BootId = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$")]
-Seq = Annotated[int, Meta(ge=0, lt=2**63)]
+Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 UtcTime = Annotated[datetime, Meta(tz=True)]
 Version = Annotated[Literal[1], Meta(description="schema version")]
 
 
-class HealthState(str, Enum):
+class HealthState(StrEnum):
     """The edge's verdict on its machine, from the debounced health state machine."""
 
     INITIALIZING = "INITIALIZING"  # learning this machine's normal (on-site calibration)

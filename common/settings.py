@@ -159,7 +159,7 @@ def _coerce_durations(raw: Any, info: mi.Type, prefix: tuple[str, ...], sources:
         dotted = (*prefix, f.encode_name)
         inner = _unwrap(f.type)
         value = raw[f.encode_name]
-        if isinstance(inner, mi.TimedeltaType):
+        if isinstance(inner, mi.TimeDeltaType):
             try:
                 raw[f.encode_name] = parse_duration(value).total_seconds()
             except ValueError as exc:
@@ -186,8 +186,6 @@ def _config_error(exc: msgspec.ValidationError, sources: dict[str, str]) -> Conf
         problem = "required setting is missing (set it in the config file or the environment)"
     setting = setting or "(top level)"
     return ConfigError(setting, problem, sources.get(setting))
-
-
 
 
 def _validate_urls(settings: Any, leaves, sources: dict[str, str]) -> None:

@@ -90,7 +90,6 @@ def start_broker(workdir: Path, port: int | None = None, prefer: str | None = No
 
 
 def _spawn_broker(kind: str, port: int, workdir: Path) -> subprocess.Popen:
-    log = open(workdir / f"{kind}.log", "ab")  # noqa: SIM115 - handed to the child process
     if kind == "mosquitto":
         conf = workdir / "mosquitto.conf"
         template = (deploy_dir() / "mosquitto" / "dev.conf").read_text()
@@ -107,7 +106,8 @@ def _spawn_broker(kind: str, port: int, workdir: Path) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
     else:
         raise ValueError(f"unknown broker kind {kind!r}")
-    return subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+    with open(workdir / f"{kind}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
 
 
 @dataclass

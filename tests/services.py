@@ -77,9 +77,22 @@ def redis_url(workdir: Path) -> tuple[str | None, subprocess.Popen | None, str]:
         return None, None, "no Redis on 127.0.0.1:6379 and no redis-server binary to start one"
     port = embedded.free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     embedded.wait_for_port("127.0.0.1", port, proc=proc)
     return f"redis://127.0.0.1:{port}/0", proc, ""

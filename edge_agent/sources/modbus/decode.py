@@ -71,7 +71,7 @@ def encode(value: float | int, type_name: str, order: str = "ABCD") -> list[int]
     """Encode one value into registers in ``order`` (what a slave, or our simulator, puts on the wire)."""
     count, fmt = TYPES[type_name]
     if fmt[-1] in "hHiIqQ":
-        value = int(round(value))
+        value = round(value)
     raw = struct.pack(fmt, value)
     if count == 1 and order in ("BADC", "DCBA"):
         raw = raw[::-1]

@@ -136,8 +136,9 @@ def _point(raw: object, label: str, where: str) -> Point:
         raise ConfigError(label, f"address {address!r} is not 0..65535 (0-based protocol address)", where)
     bit_function = function in (1, 2)
     if bit_function != (type_ == "bit"):
-        raise ConfigError(label, f"type {type_!r} does not fit function {function} ({FUNCTIONS[function]})",
-                          where)
+        raise ConfigError(
+            label, f"type {type_!r} does not fit function {function} ({FUNCTIONS[function]})", where
+        )
     if type_ not in decode.TYPES and type_ not in ("bit", "string"):
         raise ConfigError(label, f"unknown type {type_!r}", where)
     try:
@@ -151,7 +152,14 @@ def _point(raw: object, label: str, where: str) -> Point:
     if type_ == "string" and length <= 0:
         raise ConfigError(label, "a string point needs length = registers", where)
     return Point(
-        name=str(raw["name"]), function=function, address=address, type=type_, order=order, scale=scale,
-        offset=float(raw.get("offset", 0.0)), unit=str(raw.get("unit", "")), length=length,
+        name=str(raw["name"]),
+        function=function,
+        address=address,
+        type=type_,
+        order=order,
+        scale=scale,
+        offset=float(raw.get("offset", 0.0)),
+        unit=str(raw.get("unit", "")),
+        length=length,
         deadband=float(raw.get("deadband", 0.0)),
     )

@@ -1,0 +1,245 @@
+"""The MQTT uplink: drains the buffer to the broker with QoS1 and deletes what the broker acknowledged.
+
+Threads: paho's network thread runs the socket and callbacks; one sender thread takes records from the
+buffer and publishes them. The sender blocks on an event that the poll loop (new data), the network
+thread (connected, acknowledged) and ``stop()`` set, so an idle agent uses no CPU here.
+
+Delivery: a record leaves the buffer only in ``on_publish`` for the message that carried it, i.e. on the
+broker's PUBACK. Messages in flight when the connection drops are re-sent by paho after reconnecting
+(same message id); after a restart everything still buffered is sent again. The collector deduplicates
+on (device, boot, seq), so the effect is exactly once.
+
+Readings are batched: live there is usually one record waiting, so a message carries one reading; after
+an outage up to ``batch_max`` readings of the same boot go in one message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from common import schema
+from common.mqtt_url import BrokerAddress
+from common.topics import topic
+from edge_agent.buffer import Buffer, Record
+from edge_agent.config import AgentSettings
+
+log = logging.getLogger(__name__)
+
+
+class _TelemetryOut(msgspec.Struct, tag="telemetry", tag_field="kind"):
+    """:class:`common.schema.Telemetry` with readings already encoded (buffered as JSON)."""
+
+    v: int
+    site: str
+    device: str
+    boot: str
+    readings: list[msgspec.Raw]
+    model: str | None = None
+
+
+@dataclass
+class UplinkCounters:
+    sent: int = 0  # messages published (first sends; paho's re-sends are not counted)
+    acked: int = 0  # records acknowledged by the broker (readings and states)
+    reconnects: int = 0
+    rejected: int = 0  # records the broker refused (counted as delivered-and-lost, never retried)
+    connected: bool = False
+    last_error: str = ""
+
+
+class Uplink:
+    def __init__(self, settings: AgentSettings, buffer: Buffer, boot: str, version: str) -> None:
+        self.settings = settings
+        self.buffer = buffer
+        self.boot = boot
+        self.version = version
+        self.address: BrokerAddress = settings.broker
+        self.counters = UplinkCounters()
+        self.sources: dict[str, str] = {}  # for the birth message; updated by the agent
+        self.model_version: str | None = None
+        self._site, self._device = settings.agent.site, settings.agent.device
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._inflight: list[tuple[mqtt.MQTTMessageInfo, list[int]]] = []  # in order of publishing
+        self._rejected: dict[int, str] = {}  # message id -> broker's reason code
+        self._cursor = 0  # highest record id handed to paho
+        self._protocol = mqtt.MQTTv5 if settings.mqtt.protocol == "5" else mqtt.MQTTv311
+        self._client = self._make_client()
+        self._sender = threading.Thread(target=self._send_loop, name="uplink-sender", daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._connect()
+        self._sender.start()
+
+    def notify(self) -> None:
+        """Something new is in the buffer."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say goodbye (retained offline status), then disconnect; unsent records stay buffered."""
+        self._stopping.set()
+        self._wake.set()
+        self._sender.join(timeout)
+        if self.counters.connected:
+            info = self._client.publish(
+                self._status_topic, self._status(False, "shutdown"), qos=1, retain=True
+            )
+            # If it is not delivered, the broker publishes our Last Will instead.
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # -- paho ------------------------------------------------------------------------------------
+
+    @property
+    def _status_topic(self) -> str:
+        return topic(self._site, self._device, "status")
+
+    def _status(self, online: bool, reason: str) -> bytes:
+        return schema.encode(
+            schema.Status(
+                v=1,
+                site=self._site,
+                device=self._device,
+                boot=self.boot,
+                ts=datetime.now(UTC),
+                online=online,
+                reason=reason,
+                agent_version=self.version,
+                sources=dict(self.sources),
+            )
+        )
+
+    def _make_client(self) -> mqtt.Client:
+        m = self.settings.mqtt
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=m.client_id or self._device,
+            protocol=self._protocol,
+            **({} if self._protocol == mqtt.MQTTv5 else {"clean_session": True}),
+        )
+        if self.address.username:
+            client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            client.tls_set(
+                ca_certs=m.ca_file or None,
+                certfile=m.cert_file or None,
+                keyfile=m.key_file or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.will_set(self._status_topic, self._status(False, "lost"), qos=1, retain=True)
+        client.max_inflight_messages_set(m.max_inflight)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _connect(self) -> None:
+        self._client.connect_async(
+            self.address.host, self.address.port, keepalive=int(self.settings.mqtt.keepalive.total_seconds())
+        )
+        self._client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.counters.last_error = f"broker refused the connection: {reason_code}"
+            log.warning("broker refused connection", extra={"reason": str(reason_code)})
+            return
+        self.counters.connected = True
+        self.counters.last_error = ""
+        log.info("connected to broker", extra={"broker": repr(self.address)})
+        client.publish(self._status_topic, self._status(True, "birth"), qos=1, retain=True)
+        self._wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.counters.connected:
+            self.counters.reconnects += 1
+            log.warning("disconnected from broker", extra={"reason": str(reason_code)})
+        self.counters.connected = False
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # Called under paho's own lock: only note the outcome; the sender thread does the buffer work.
+        if reason_code.is_failure:
+            self._rejected[mid] = str(reason_code)
+        self._wake.set()
+
+    # -- sender ----------------------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            self._reap()
+            while (
+                self.counters.connected
+                and not self._stopping.is_set()
+                and len(self._inflight) < self.settings.mqtt.max_inflight
+                and self._publish_next()
+            ):
+                pass
+
+    def _reap(self) -> None:
+        """Delete from the buffer what the broker acknowledged."""
+        done = [(info, ids) for info, ids in self._inflight if info.is_published()]
+        if not done:
+            return
+        self._inflight = [entry for entry in self._inflight if not entry[0].is_published()]
+        acked: list[int] = []
+        for info, ids in done:
+            reason = self._rejected.pop(info.mid, None)
+            if reason is not None:
+                # Refused by the broker (not authorised, quota): retrying cannot help; count and report.
+                self.counters.rejected += len(ids)
+                self.counters.last_error = f"broker rejected a message: {reason}"
+            acked.extend(ids)
+        self.buffer.delete(acked)
+        self.counters.acked += len(acked)
+
+    def _publish_next(self) -> bool:
+        """Publish the next message from the buffer; False when nothing is waiting."""
+        records = self.buffer.take(self._cursor, self.settings.mqtt.batch_max)
+        if not records:
+            return False
+        kind, payload, batch = self._compose(records)
+        info = self._client.publish(topic(self._site, self._device, kind), payload, qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            self.counters.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+            return False
+        self._inflight.append((info, [r.id for r in batch]))
+        self._cursor = batch[-1].id
+        self.counters.sent += 1
+        return True
+
+    def _compose(self, records: list[Record]) -> tuple[str, bytes, list[Record]]:
+        """The first record's message: a state as is, or a run of readings of one boot as one batch."""
+        first = records[0]
+        if first.kind != "telemetry":
+            return first.kind, first.body, [first]
+        batch = [first]
+        for r in records[1:]:
+            if r.kind != "telemetry" or r.boot != first.boot:
+                break
+            batch.append(r)
+        message = _TelemetryOut(
+            v=schema.SCHEMA_VERSION,
+            site=self._site,
+            device=self._device,
+            boot=first.boot,
+            readings=[msgspec.Raw(r.body) for r in batch],
+            model=self.model_version,
+        )
+        return "telemetry", schema.encode(message), batch
