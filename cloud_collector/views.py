@@ -1,0 +1,129 @@
+"""What the collector shows the outside world: typed views of database rows.
+
+The HTTP API, the SSE stream and ``signalcraft-collector stats`` all speak these structs, so a field has
+one name everywhere. ``from_row`` helpers turn asyncpg records into them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class AlertView(msgspec.Struct, kw_only=True):
+    id: int
+    device: str
+    site: str
+    rule: str
+    severity: str
+    status: str
+    fingerprint: str
+    opened_at: datetime
+    cleared_at: datetime | None
+    last_seen: datetime
+    occurrences: int
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    ack_comment: str | None
+    details: dict[str, Any]
+
+
+class DeviceView(msgspec.Struct, kw_only=True):
+    device: str
+    site: str
+    health: str  # last reported state, or "OFFLINE" while an offline alert is active
+    state: str | None
+    online: bool | None
+    first_seen: datetime
+    last_seen: datetime
+    last_boot: str | None
+    model: str | None
+    last_score: float | None
+    last_reading_at: datetime | None
+    last_values: dict[str, float]
+    active_alerts: int
+
+
+class ReadingView(msgspec.Struct, kw_only=True):
+    boot: str
+    seq: int
+    ts: datetime
+    received_at: datetime
+    values: dict[str, float]
+    missing: list[str]
+    score: float | None
+    state: str | None
+
+
+class DeviceStats(msgspec.Struct, kw_only=True):
+    device: str
+    site: str
+    readings: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+    gaps: int  # readings that never arrived: per boot, max(seq) - min(seq) + 1 - count
+    duplicates: int
+    dead_letters: int
+
+
+class FleetStats(msgspec.Struct, kw_only=True):
+    devices: int
+    readings: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+    gaps: int
+    duplicates: int
+    dead_letters: int  # all of them, including those whose topic named no device
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    fleet: FleetStats
+    devices: list[DeviceStats]
+
+
+def _json(value: Any, default: Any) -> Any:
+    # asyncpg returns jsonb as text unless a codec is set; the pool sets one, ad-hoc connections may not.
+    if value is None:
+        return default
+    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
+
+
+def alert_from_row(row: Any) -> AlertView:
+    data = dict(row)
+    data["details"] = _json(data.get("details"), {})
+    return msgspec.convert({k: data[k] for k in AlertView.__struct_fields__}, AlertView)
+
+
+def device_from_row(row: Any) -> DeviceView:
+    active_alerts = row["active_alerts"]
+    offline = row["offline"]
+    return DeviceView(
+        device=row["device"],
+        site=row["site"],
+        health="OFFLINE" if offline else (row["last_state"] or "INITIALIZING"),
+        state=row["last_state"],
+        online=row["online"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        last_boot=row["last_boot"],
+        model=row["model"],
+        last_score=row["last_score"],
+        last_reading_at=row["last_reading_at"],
+        last_values=_json(row["last_values"], {}),
+        active_alerts=active_alerts,
+    )
+
+
+def reading_from_row(row: Any) -> ReadingView:
+    return ReadingView(
+        boot=row["boot"],
+        seq=row["seq"],
+        ts=row["ts"],
+        received_at=row["received_at"],
+        values=_json(row["values"], {}),
+        missing=list(row["missing"]),
+        score=row["score"],
+        state=row["state"],
+    )
