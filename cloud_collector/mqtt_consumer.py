@@ -11,9 +11,11 @@ Delivery guarantees
 
 Protocol
     MQTT v5 first, with a shared subscription ``$share/<group>/signalcraft/v1/+/+/<kind>`` so several
-    collectors split the load. A broker that answers "unsupported protocol version" (amqtt speaks only
-    3.1.1) gets a 3.1.1 client with a plain subscription: every collector then sees every message, which
-    is still correct (ingest is idempotent) but does not scale out.
+    collectors split the load. A broker that answers "unsupported protocol version", or that accepts the
+    TCP connection but sends no CONNACK within :data:`V5_CONNACK_TIMEOUT` (amqtt speaks only 3.1.1 and
+    chokes on a v5 CONNECT with properties), gets a 3.1.1 client with a plain subscription: every
+    collector then sees every message, which is still correct (ingest is idempotent) but does not scale
+    out. Once a broker has answered in v5 we never fall back.
 
 Backpressure
     The thread hands messages over through a queue bounded by a semaphore of ``queue_size`` slots. When the
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 KINDS = ("telemetry", "state", "status")
 _UNSUPPORTED_PROTOCOL = 0x84  # CONNACK reason code of a broker that does not speak MQTT v5
 _KEEPALIVE = 30
+V5_CONNACK_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class MqttConsumer:
         self._protocol = mqtt.MQTTv5
         self._epoch = 0
         self._closing = False
+        self._v5_confirmed = False
+        self._tasks: set[asyncio.Future] = set()
         self._subscribed = asyncio.Event()
         self.connected = False
         self.last_error = "not connected yet"
@@ -167,8 +172,10 @@ class MqttConsumer:
             client.username_pw_set(addr.username, addr.password)
         if addr.tls:
             client.tls_set_context(ssl.create_default_context())
+        client.enable_logger(logging.getLogger("paho"))
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
+        client.on_socket_open = self._on_socket_open
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -182,6 +189,20 @@ class MqttConsumer:
                              properties=properties)
         self._client = client
         client.loop_start()
+
+    def _schedule_downgrade(self) -> None:
+        task = asyncio.ensure_future(self._downgrade())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _arm_connack_timer(self, client: mqtt.Client) -> None:
+        def expired() -> None:
+            if client is self._client and not self._v5_confirmed and not self._closing:
+                log.warning("no CONNACK to our MQTT v5 CONNECT within %.0f s", V5_CONNACK_TIMEOUT)
+                self._schedule_downgrade()
+
+        assert self._loop is not None
+        self._loop.call_later(V5_CONNACK_TIMEOUT, expired)
 
     async def _downgrade(self) -> None:
         """The broker refused v5: reconnect with 3.1.1 and a plain (unshared) subscription."""
@@ -206,11 +227,12 @@ class MqttConsumer:
         if reason.is_failure:
             self.last_error = f"broker refused the connection: {reason}"
             if self._protocol == mqtt.MQTTv5 and reason.value == _UNSUPPORTED_PROTOCOL:
-                self._call_in_loop(lambda: asyncio.ensure_future(self._downgrade()))
+                self._call_in_loop(self._schedule_downgrade)
             else:
                 log.error("MQTT connect to %r refused: %s", self._address, reason)
             return
         self._epoch += 1
+        self._v5_confirmed = self._protocol == mqtt.MQTTv5
         log.info("connected to MQTT broker %r (v%s, session present: %s)",
                  self._address, self.protocol, flags.session_present)
         # Subscribe on every connect: harmless when the session kept the subscriptions, needed when not.
@@ -218,6 +240,10 @@ class MqttConsumer:
             client.subscribe([(flt, SubscribeOptions(qos=1)) for flt in self._filters()])
         else:
             client.subscribe([(flt, 1) for flt in self._filters()])
+
+    def _on_socket_open(self, client, userdata, sock) -> None:
+        if self._protocol == mqtt.MQTTv5 and not self._v5_confirmed:
+            self._call_in_loop(self._arm_connack_timer, client)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         failed = [str(rc) for rc in reason_codes if rc.is_failure]
@@ -230,7 +256,7 @@ class MqttConsumer:
         self._call_in_loop(self._subscribed.set)
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
-        if self.connected:
+        if self.connected and not self._closing:
             log.warning("disconnected from MQTT broker %r: %s", self._address, reason)
         self.connected = False
         self.last_error = f"disconnected: {reason}"
