@@ -65,9 +65,10 @@ async def test_devices_readings_alerts_and_ack(client, publisher):
     assert one["device"] == device and one["state"] == "WARNING"
 
     window = {"from": (T0 - timedelta(minutes=1)).isoformat(), "to": (T0 + timedelta(minutes=1)).isoformat()}
-    body = await (await client.get(f"/api/v1/devices/{device}/readings", params=window)).json()
+    path = f"/api/v1/devices/{device}/readings"
+    body = await (await client.get(path, params=window)).json()
     assert [r["seq"] for r in body["readings"]] == [2, 1, 0]
-    body = await (await client.get(f"/api/v1/devices/{device}/readings", params={**window, "limit": "1"})).json()
+    body = await (await client.get(path, params={**window, "limit": "1"})).json()
     assert [r["seq"] for r in body["readings"]] == [2]
     # Default window: the last hour (these readings are from T0, long ago).
     assert (await _json(client, f"/api/v1/devices/{device}/readings"))["readings"] == []
@@ -76,7 +77,8 @@ async def test_devices_readings_alerts_and_ack(client, publisher):
     assert [(a["rule"], a["status"]) for a in alerts] == [("health", "active")]
     assert alerts[0]["details"]["contributors"][0]["feature"] == "band_500_2000"
 
-    response = await client.post(f"/api/v1/alerts/{alerts[0]['id']}/ack", json={"by": "kim", "comment": "on it"})
+    ack = {"by": "kim", "comment": "on it"}
+    response = await client.post(f"/api/v1/alerts/{alerts[0]['id']}/ack", json=ack)
     assert response.status == 200
     acked = await response.json()
     assert (acked["acknowledged_by"], acked["ack_comment"]) == ("kim", "on it")
