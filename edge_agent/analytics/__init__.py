@@ -1,0 +1,178 @@
+"""Compressor analytics: readings in, a debounced health verdict with an explanation out.
+
+    Analytics.observe(ts, values, missing)
+      ├─ SensorMonitor      stuck / dropped-out / impossible sensor  -> SENSOR_FAULT, never a machine alarm
+      ├─ FeatureWindow      ring buffer + operating modes -> mode-conditioned features
+      ├─ scorable?          defrost, door open, compressor stopped -> not scored, state holds
+      ├─ Calibration        the first readings learn this machine's normal (persisted, resumable)
+      ├─ ModelRunner        ONNX: features + site normal -> score (1.0 = threshold) + contributions
+      └─ HealthMachine      hysteresis, counted in readings -> HEALTHY / WARNING / ALARM
+
+Everything that depends on how much machine time a reading stands for is derived from the window:
+the shipped model is trained on windows covering ``manifest.window.seconds`` of machine time, so a
+window of N readings implies N readings = that many seconds, which sets how many readings a start
+transient and a post-defrost pull-down last. Pick the window from :mod:`edge_agent.analytics.presets`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from common.schema import Contributor, HealthState
+from edge_agent.analytics.calibration import Calibration
+from edge_agent.analytics.features import FEATURES, FeatureWindow
+from edge_agent.analytics.health import HealthConfig, HealthMachine
+from edge_agent.analytics.presets import DEMO, REALTIME, Preset
+from edge_agent.analytics.runner import ModelRunner
+from edge_agent.analytics.sensors import SensorMonitor
+
+__all__ = ["DEMO", "REALTIME", "Analytics", "HealthConfig", "Preset", "Verdict"]
+
+TOP_CONTRIBUTORS = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The analytics' answer for one reading."""
+
+    score: float | None  # None while INITIALIZING or when the window isn't full / not scorable
+    state: HealthState
+    changed: bool  # True exactly when state differs from the previous verdict's state
+    previous: HealthState | None
+    reason: str  # one human sentence
+    contributors: list[Contributor]  # top features pushing the score up
+    model_version: str
+
+
+class Analytics:
+    """Feature extraction, on-site calibration, ONNX scoring and the health state of one compressor."""
+
+    def __init__(
+        self,
+        model_dir: Path | None,
+        state_dir: Path,
+        calibration_readings: int = 600,
+        window: int = 60,
+        *,
+        seconds_per_reading: float | None = None,
+        health: HealthConfig | None = None,
+    ) -> None:
+        self._runner = ModelRunner(model_dir)
+        m = self._runner.manifest
+        self.window = window
+        # Machine seconds per reading; by default what makes the window cover what the model was trained on.
+        self.seconds_per_reading = seconds_per_reading or m.window_seconds / window
+        self._features = FeatureWindow(window, self.seconds_per_reading, m.timing)
+        # Flat for three windows while others move; unreadable for a quarter window in a row.
+        self._sensors = SensorMonitor(flat_readings=max(3 * window, 30), dropout_readings=max(5, window // 4))
+        identity: dict[str, object] = {
+            "model": m.version,
+            "sha256": m.sha256,
+            "features": list(FEATURES),
+            "window": window,
+            "calibration_readings": calibration_readings,
+        }
+        self._calibration = Calibration(state_dir, calibration_readings, identity, m.fleet_scale)
+        if self._calibration.normal is not None:
+            self._runner.set_normal(self._calibration.normal.center, self._calibration.normal.inv_scale)
+        self._health = HealthMachine(health or HealthConfig.for_window(window))
+        self._last: HealthState | None = None
+
+    @property
+    def model_version(self) -> str:
+        return self._runner.version
+
+    @property
+    def calibration_progress(self) -> tuple[int, int]:
+        """(readings done, readings needed); done stays at needed once calibrated."""
+        cal = self._calibration
+        return (min(cal.done, cal.needed), cal.needed)
+
+    @property
+    def calibrated(self) -> bool:
+        return self._calibration.complete
+
+    def recalibrate(self) -> None:
+        """Forget this machine's normal and learn it again from the next readings (e.g. after a repair)."""
+        self._calibration.reset()
+        self._health.reset()
+
+    def observe(self, ts: datetime, values: dict[str, float], missing: list[str]) -> Verdict:
+        """Account for one poll cycle and return the verdict (call once per reading, in time order).
+
+        ``ts`` is not used for timing: durations are counted in readings so that accelerated time behaves.
+        """
+        gone = frozenset(missing)
+        fault = self._sensors.update(values, gone)
+        self._features.push(values, gone)
+        if fault is not None:
+            return self._verdict(None, HealthState.SENSOR_FAULT, fault)
+        why_not = self._features.unscorable()
+        features = None if why_not else self._features.features()
+        cal = self._calibration
+        if not cal.complete:
+            if not cal.add(features):
+                return self._verdict(None, HealthState.INITIALIZING, self._calibrating_reason(why_not))
+            assert cal.normal is not None
+            self._runner.set_normal(cal.normal.center, cal.normal.inv_scale)
+            self._health.reset()
+            return self._verdict(None, HealthState.HEALTHY, f"calibrated on {len(cal.rows)} windows")
+        if features is None:
+            return self._verdict(None, self._health.state, why_not or "not scored")
+        score, contributions = self._runner.run(features)
+        state = self._health.update(score)
+        top = self._contributors(features, contributions)
+        return self._verdict(score, state, self._explain(score, state, top), top)
+
+    def _calibrating_reason(self, why_not: str) -> str:
+        done, needed = self.calibration_progress
+        if done >= needed:
+            return f"calibrating: waiting for scorable windows ({why_not or 'collecting'})"
+        return f"calibrating: {done}/{needed} readings"
+
+    def _explain(self, score: float, state: HealthState, top: list[Contributor]) -> str:
+        if state is HealthState.HEALTHY or not top:
+            return f"normal (score {score:.2f})"
+        lead = top[0]
+        side = "above" if lead.z >= 0 else "below"
+        readings = self._health.in_state + self._health.config.warn_after
+        return f"{lead.feature} {abs(lead.z):.1f}σ {side} normal for {self._duration(readings)}"
+
+    def _contributors(self, features: np.ndarray, contrib: np.ndarray) -> list[Contributor]:
+        z = self._runner.zscores(features)
+        order = np.argsort(-contrib)[:TOP_CONTRIBUTORS]
+        return [
+            Contributor(feature=FEATURES[i], value=round(float(features[i]), 4), z=round(float(z[i]), 2))
+            for i in order
+            if contrib[i] > 0
+        ]
+
+    def _duration(self, readings: int) -> str:
+        minutes = readings * self.seconds_per_reading / 60
+        if minutes < 2:
+            return f"{readings * self.seconds_per_reading:.0f} s"
+        if minutes < 120:
+            return f"{minutes:.0f} min"
+        return f"{minutes / 60:.1f} h"
+
+    def _verdict(
+        self,
+        score: float | None,
+        state: HealthState,
+        reason: str,
+        contributors: list[Contributor] | None = None,
+    ) -> Verdict:
+        previous, self._last = self._last, state
+        return Verdict(
+            score=score,
+            state=state,
+            changed=state is not previous,
+            previous=previous,
+            reason=reason,
+            contributors=contributors or [],
+            model_version=self._runner.version,
+        )
