@@ -111,8 +111,8 @@ class Demo:
         for i, unit in enumerate(self.fleet.units):
             self._start_agent(i, unit)
         say(
-            f"  agents      {len(self.agents)} (one per compressor), calibrating on {DEMO.calibration_readings} "
-            "readings"
+            f"  agents      {len(self.agents)} (one per compressor), "
+            f"calibrating on {DEMO.calibration_readings} readings"
         )
 
     def _start_collector(self, db_url: str) -> None:
