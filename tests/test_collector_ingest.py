@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import aiohttp
+import msgspec
 import pytest
+from paho.mqtt.client import MQTTv311
 
+from cloud_collector import queries
 from cloud_collector.runtime import CONSUMER
 from cloud_collector.service import Collector
+from common.schema import HealthState
+from signalcraft import embedded
 from tests.collector_helpers import (
     Publisher,
     boot_id,
@@ -13,6 +19,7 @@ from tests.collector_helpers import (
     fetch,
     fetchval,
     settings_for,
+    state_change,
     telemetry,
     unique,
 )
@@ -52,7 +59,6 @@ async def test_gaps_are_counted_per_boot(collector, publisher, pg_url):
     first, second = boot_id(), boot_id()
     publisher.send(telemetry(site, device, first, [0, 1, 4]))  # 2 and 3 lost
     publisher.send(telemetry(site, device, second, [10, 12]))  # 11 lost; a new boot restarts the count
-    from cloud_collector import queries
 
     async def device_stats():
         async with collector.pool.acquire() as conn:
@@ -104,10 +110,6 @@ async def test_malformed_payloads_become_dead_letters_and_ingest_continues(colle
 
 
 async def test_amqtt_fallback_to_mqtt_311(tmp_path, pg_url):
-    from paho.mqtt.client import MQTTv311
-
-    from signalcraft import embedded
-
     broker = embedded.start_broker(tmp_path / "amqtt", prefer="amqtt")
     publisher = None
     try:
@@ -123,4 +125,52 @@ async def test_amqtt_fallback_to_mqtt_311(tmp_path, pg_url):
     finally:
         if publisher is not None:
             publisher.close()
+        broker.stop()
+
+
+async def test_a_message_postgres_refuses_is_isolated_into_a_dead_letter(collector, publisher, pg_url):
+    """PostgreSQL text cannot hold NUL: that message becomes a dead letter, its batch-mates are stored."""
+    site, device, boot = unique("site"), unique("dev"), boot_id()
+    poisoned = msgspec.structs.replace(state_change(site, device, boot, 1, HealthState.WARNING),
+                                       reason="bad\x00byte")
+    publisher.send(poisoned)
+    publisher.send(telemetry(site, device, boot, [1, 2]))
+    publisher.send(state_change(site, device, boot, 2, HealthState.ALARM))
+
+    reasons = "SELECT reason FROM dead_letters WHERE device = $1"
+    letters = await eventually(lambda: fetch(pg_url, reasons, device))
+    assert letters[0]["reason"].startswith("database refused the message")
+    await eventually(lambda: fetchval(pg_url, "SELECT count(*) FROM readings WHERE device = $1", device),
+                     lambda n: n == 2)
+    states = await eventually(lambda: fetch(pg_url, "SELECT seq FROM states WHERE device = $1", device))
+    assert [r["seq"] for r in states] == [2]
+
+
+async def test_readiness_follows_the_broker(tmp_path, pg_url):
+    """A broker outage makes /readyz say why; paho reconnects and ingest resumes on the same session."""
+    broker = embedded.start_broker(tmp_path / "private", prefer="mosquitto")
+    try:
+        settings = settings_for(broker.url, pg_url)
+        async with Collector(settings, migrate=True) as c, aiohttp.ClientSession() as http:
+            await c.wait_subscribed()
+
+            async def ready():
+                async with http.get(f"{c.url}/readyz") as response:
+                    return response.status, await response.json()
+
+            assert (await ready())[0] == 200
+            broker.pause()
+            _, body = await eventually(ready, lambda r: r[0] == 503)
+            assert any(reason.startswith("mqtt:") for reason in body["reasons"])
+            broker.resume()
+            await eventually(ready, lambda r: r[0] == 200, timeout=15)
+            publisher = Publisher(broker.url)
+            try:
+                site, device = unique("site"), unique("dev")
+                publisher.send(telemetry(site, device, boot_id(), [1]))
+                count = "SELECT count(*) FROM readings WHERE device = $1"
+                await eventually(lambda: fetchval(pg_url, count, device), lambda n: n == 1)
+            finally:
+                publisher.close()
+    finally:
         broker.stop()
