@@ -67,8 +67,13 @@ class Analytics:
         # Machine seconds per reading; by default what makes the window cover what the model was trained on.
         self.seconds_per_reading = seconds_per_reading or m.window_seconds / window
         self._features = FeatureWindow(window, self.seconds_per_reading, m.timing)
-        # Flat for three windows while others move; unreadable for a quarter window in a row.
-        self._sensors = SensorMonitor(flat_readings=max(3 * window, 30), dropout_readings=max(5, window // 4))
+        # A channel frozen for a window while others move is a fault, and suspect after a quarter window
+        # (no noisy sensor repeats a float exactly); unreadable for a quarter window in a row is a dropout.
+        self._sensors = SensorMonitor(
+            flat_readings=max(window, 10),
+            dropout_readings=max(5, window // 4),
+            suspect_readings=max(5, window // 4),
+        )
         identity: dict[str, object] = {
             "model": m.version,
             "sha256": m.sha256,
@@ -112,6 +117,9 @@ class Analytics:
         if fault is not None:
             return self._verdict(None, HealthState.SENSOR_FAULT, fault)
         why_not = self._features.unscorable()
+        suspect = self._sensors.suspect()
+        if suspect and not why_not:
+            why_not = f"{suspect} not changing: not scored"
         features = None if why_not else self._features.features()
         cal = self._calibration
         if not cal.complete:

@@ -140,6 +140,10 @@ class ModelRunner:
     def version(self) -> str:
         return self.manifest.version
 
+    @property
+    def n_features(self) -> int:
+        return len(FEATURES)
+
     def set_normal(self, center: np.ndarray, inv_scale: np.ndarray) -> None:
         """Install this site's normal (see :mod:`edge_agent.analytics.calibration`)."""
         self._center[:] = center

@@ -3,7 +3,7 @@
 Three checks, each O(1) per reading with one counter per point:
 
 * flat line: an analog channel repeats exactly the same value for ``flat_readings`` readings while other
-  channels move. Real sensors carry noise; a value that does not change at all is a frozen transmitter,
+  channels move (after ``suspect_readings`` its windows are already no longer scored). Real sensors carry noise; a value that does not change at all is a frozen transmitter,
   a cut wire on a latched input, or a slave serving a stale register. Channels that legitimately sit
   still while the compressor is stopped (current, power, vibration read 0) only count while it runs.
 * out of range: a value outside the physical range of :data:`features.RANGES`.
@@ -25,8 +25,9 @@ _RUN_ONLY = frozenset({"motor_current", "power", "vibration_rms", "vibration_pea
 class SensorMonitor:
     """Tracks per-point health counters and names the first faulty sensor, if any."""
 
-    def __init__(self, flat_readings: int, dropout_readings: int) -> None:
+    def __init__(self, flat_readings: int, dropout_readings: int, suspect_readings: int) -> None:
         self.flat_readings = flat_readings
+        self.suspect_readings = suspect_readings
         self.dropout_readings = dropout_readings
         self._last: dict[str, float] = {}
         self._flat = dict.fromkeys(ANALOG, 0)
@@ -57,6 +58,14 @@ class SensorMonitor:
             if name in self._flat:
                 self._count_flat(name, v, running)
         return self._verdict()
+
+    def suspect(self) -> str | None:
+        """A channel already repeating itself, not long enough to call it a fault: its windows are not
+        scored, because a frozen value breaks the physical relations between features within minutes."""
+        for name, n in self._flat.items():
+            if n >= self.suspect_readings:
+                return name
+        return None
 
     def _count_flat(self, name: str, v: float, running: bool) -> None:
         last = self._last.get(name)

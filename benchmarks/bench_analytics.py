@@ -1,0 +1,86 @@
+"""Cost of one ``Analytics.observe()`` (features + ONNX + health state) against a bare baseline.
+
+The baseline is what any window-based detector pays at least: one ``np.fft.rfft`` over the same window
+of readings plus one onnxruntime run of the same model on the same input, in the same process. The ratio
+says how much the mode labelling, the medians, the sensor checks and the state machine add on top.
+
+    python benchmarks/bench_analytics.py [--window N] [--readings N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.analytics import REALTIME, Analytics
+from edge_agent.analytics.features import POINTS
+from edge_agent.analytics.runner import ModelRunner
+from models.simdata import RegisterView, readings
+
+
+def bench(window: int, n: int, spr: float) -> dict[str, float]:
+    view = RegisterView()
+    warm = 4 * window + 200  # enough to fill the window and finish calibrating
+    stream = [values for _, values in readings("freezer", 0, (n + warm) * spr, spr, view=view)]
+    ts = datetime(2025, 1, 1, tzinfo=UTC)
+    with tempfile.TemporaryDirectory() as state:
+        a = Analytics(None, Path(state), calibration_readings=window + 20, window=window)
+        i = 0
+        while not a.calibrated:
+            a.observe(ts, stream[i], [])
+            i += 1
+        per_call = []
+        scored = 0
+        for values in stream[i : i + n]:
+            t = time.perf_counter_ns()
+            v = a.observe(ts, values, [])
+            per_call.append(time.perf_counter_ns() - t)
+            scored += v.score is not None
+
+    runner = ModelRunner()
+    runner.set_normal(np.zeros(runner.n_features, np.float32), np.ones(runner.n_features, np.float32))
+    block = np.array([[values[p] for p in POINTS] for values in stream[:window]])
+    base = []
+    for _ in range(len(per_call)):
+        t = time.perf_counter_ns()
+        spectrum = np.abs(np.fft.rfft(block, axis=0))
+        runner.run(spectrum.ravel()[: runner.n_features])
+        base.append(time.perf_counter_ns() - t)
+    observe_us = statistics.median(per_call) / 1000
+    base_us = statistics.median(base) / 1000
+    return {
+        "window": window,
+        "readings": len(per_call),
+        "scored": scored,
+        "observe_median_us": round(observe_us, 1),
+        "observe_p99_us": round(float(np.percentile(per_call, 99)) / 1000, 1),
+        "baseline_median_us": round(base_us, 1),
+        "ratio": round(observe_us / base_us, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--window", type=int, action="append", help="window(s) in readings (default 10, 20, 1200)"
+    )
+    parser.add_argument("--readings", type=int, default=3000)
+    args = parser.parse_args()
+    print(f"{'window':>7} {'scored':>7} {'observe µs':>11} {'p99 µs':>8} {'rfft+onnx µs':>13} {'ratio':>6}")
+    for window in args.window or [10, 20, REALTIME.window]:
+        spr = 1200.0 / window  # every window covers the model's 20 minutes of machine time
+        r = bench(window, args.readings, spr)
+        print(
+            f"{r['window']:>7} {r['scored']:>7} {r['observe_median_us']:>11} {r['observe_p99_us']:>8} "
+            f"{r['baseline_median_us']:>13} {r['ratio']:>6}"
+        )
+
+
+if __name__ == "__main__":
+    main()
