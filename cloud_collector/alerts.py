@@ -5,7 +5,7 @@ The rules, each a small function called by the writer inside the batch's transac
     on_state()        health state changes   -> "health" (WARNING: warning, ALARM: critical),
                                                 cleared on HEALTHY
                                              -> "sensor_fault" (info), cleared by any other state
-    on_status()       status online=false    -> "offline" (warning); the Last Will or a clean shutdown
+    on_status()       status online=false    -> "offline": warning (Last Will), info (clean shutdown)
     on_data()         telemetry/state/birth  -> clears "offline"
     check_offline()   timer: no message for ``alerts.offline_after`` -> "offline"
 
@@ -118,7 +118,9 @@ async def on_status(conn: asyncpg.Connection, status: Status) -> list[AlertChang
     if status.online:
         return await clear_alert(conn, status.device, OFFLINE, status.ts)
     details = {"reason": status.reason or "offline", "boot": status.boot, "sources": status.sources}
-    return await raise_alert(conn, status.device, status.site, OFFLINE, "warning", status.ts, details)
+    # A clean shutdown was somebody's decision (info); a Last Will means the agent vanished (warning).
+    severity = "info" if status.reason == "shutdown" else "warning"
+    return await raise_alert(conn, status.device, status.site, OFFLINE, severity, status.ts, details)
 
 
 async def on_data(conn: asyncpg.Connection, devices: set[str], now: datetime) -> list[AlertChange]:

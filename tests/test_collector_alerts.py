@@ -120,7 +120,7 @@ async def test_last_will_opens_offline_and_data_clears_it(collector, publisher, 
     site, device, boot = unique("site"), unique("dev"), boot_id()
     publisher.send(status(site, device, boot, online=False, reason="lost"))
     rows = await eventually(lambda: fetch(pg_url, ALERTS, device), lambda r: len(r) == 1)
-    assert (rows[0]["rule"], rows[0]["status"]) == ("offline", "active")
+    assert (rows[0]["rule"], rows[0]["status"], rows[0]["severity"]) == ("offline", "active", "warning")
     publisher.send(telemetry(site, device, boot, [1]))
     await eventually(lambda: fetch(pg_url, ALERTS, device), lambda r: r[0]["status"] == "cleared")
 
