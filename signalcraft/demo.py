@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -215,13 +216,8 @@ class Demo:
                     time.sleep(1.0)
         finally:
             signal.signal(signal.SIGINT, previous)
-        # A clean stop: agents flush what they buffered and say goodbye before the summary is taken.
-        for agent in self.agents:
-            with contextlib.suppress(ProcessLookupError):
-                agent.proc.send_signal(signal.SIGTERM)
-        for agent in self.agents:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                agent.proc.wait(15)
+        # The summary is taken while everything still runs: stopping the agents first would (rightly)
+        # make the collector report every device offline.
         time.sleep(1.0)  # the collector's last batch
 
     def _check_children(self) -> None:
@@ -319,6 +315,15 @@ class Demo:
         if not ok:
             self.console.print("[red]unexpected result: see the rows in red[/]")
         return ok
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return "—"
+    with contextlib.suppress(ValueError):
+        seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
+        return f"{max(0.0, seconds):.0f} s ago"
+    return iso
 
 
 def _bin(name: str) -> str:
