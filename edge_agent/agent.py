@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from common import schema
-from common.errors import ConfigError
 from edge_agent import __version__
 from edge_agent.analytics import Analytics, Verdict
 from edge_agent.buffer import Buffer
 from edge_agent.config import AgentSettings
 from edge_agent.control import ControlServer
-from edge_agent.sources.modbus import profile as profiles
-from edge_agent.sources.modbus.rtu import RtuSource
+from edge_agent.sources.modbus import config as modbus_config
+from edge_agent.sources.modbus.bus import Bus
+from edge_agent.sources.modbus.source import SlaveSource
 from edge_agent.uplink import Uplink
 
 log = logging.getLogger(__name__)
@@ -53,29 +53,19 @@ class Snapshot:
     contributors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_sources(settings: AgentSettings) -> list[RtuSource]:
-    """Load every device's profile and check that point names are unique across sources."""
-    sources, owner = [], {}
-    for i, dev in enumerate(settings.modbus):
-        try:
-            prof = profiles.load(dev.profile)
-        except ConfigError as exc:
-            raise ConfigError(f"modbus[{i}].profile", exc.problem) from None
-        for p in prof.points:
-            if p.name in owner:
-                raise ConfigError(
-                    f"modbus[{i}].profile", f"point {p.name!r} is also read by {owner[p.name]!r}"
-                )
-            owner[p.name] = dev.name
-        sources.append(RtuSource(dev, prof))
-    return sources
+def build_sources(settings: AgentSettings) -> list[SlaveSource]:
+    """Every Modbus slave of the agent (profiles loaded and checked), for ``config check``."""
+    return [slave for bus in modbus_config.build(settings) for slave in bus.slaves]
 
 
 class Agent:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.boot = uuid.uuid4().hex
-        self.sources = build_sources(settings)  # before any I/O: a bad profile stops us here
+        # Before any I/O: a bad profile stops us here. One bus thread per serial port / TCP endpoint.
+        self.buses: list[Bus] = modbus_config.build(settings)
+        self.sources: list[SlaveSource] = [s for bus in self.buses for s in bus.slaves]
+        self._buses_started = False
         state_dir = settings.state_path
         state_dir.mkdir(parents=True, exist_ok=True)
         m = settings.model
@@ -96,11 +86,24 @@ class Agent:
 
     # -- one cycle -------------------------------------------------------------------------------
 
+    def start_sources(self) -> None:
+        """Start the bus threads and give them one poll interval to read every slave once, so the
+        first reading is not empty. Idempotent."""
+        if self._buses_started:
+            return
+        self._buses_started = True
+        for bus in self.buses:
+            bus.start()
+        deadline = time.monotonic() + self.settings.agent.poll_interval.total_seconds()
+        for bus in self.buses:
+            bus.wait_first_round(max(0.0, deadline - time.monotonic()))
+
     def cycle(self) -> Verdict:
+        self.start_sources()
         values: dict[str, float] = {}
         missing: list[str] = []
-        for source in self.sources:
-            result = source.poll()
+        for source in self.sources:  # latest values from the bus threads: never waits on a line
+            result = source.read()
             values.update(result.values)
             missing.extend(result.missing)
         now = datetime.now(UTC)
@@ -193,8 +196,8 @@ class Agent:
 
     def _shutdown(self) -> None:
         self.uplink.stop()
-        for source in self.sources:
-            source.close()
+        for bus in self.buses:
+            bus.stop()
         if self._control is not None:
             self._control.stop()
         self.buffer.close()
@@ -213,16 +216,9 @@ class Agent:
             "boot": self.boot,
             "version": __version__,
             "sources": {
-                s.name: {
-                    "port": s.device.port,
-                    "slave": s.device.slave,
-                    "state": s.status.state,
-                    "detail": s.status.describe(),
-                    "transactions": s.status.transactions,
-                    "errors": s.status.errors,
-                }
-                for s in self.sources
+                s.name: {"port": bus.name, **s.status_dict()} for bus in self.buses for s in bus.slaves
             },
+            "buses": {bus.name: bus.status_dict() for bus in self.buses},
             "last": asdict(self.snapshot),
             "calibration": {"done": done, "needed": needed},
             "loop": asdict(self.health),

@@ -67,6 +67,15 @@ def decode(words: list[int] | tuple[int, ...], type_name: str, order: str = "ABC
     return struct.unpack(fmt, raw)[0]
 
 
+def decode_string(words: list[int] | tuple[int, ...], order: str = "ABCD") -> str:
+    """ASCII text, first character in the high byte of the first register (``BADC``/``DCBA``: low byte);
+    trailing NULs and spaces are dropped."""
+    raw = b"".join(w.to_bytes(2, "big") for w in words)
+    if order in ("BADC", "DCBA"):
+        raw = b"".join(raw[i + 1 : i + 2] + raw[i : i + 1] for i in range(0, len(raw), 2))
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace").rstrip()
+
+
 def encode(value: float | int, type_name: str, order: str = "ABCD") -> list[int]:
     """Encode one value into registers in ``order`` (what a slave, or our simulator, puts on the wire)."""
     count, fmt = TYPES[type_name]

@@ -30,8 +30,18 @@ class Request:
         """Physical values of the request's points from the words (or bits) it returned."""
         out = {}
         for p in self.points:
-            start = p.address - self.address
-            out[p.name] = p.value(words[start : start + p.width])
+            if p.type != "string":
+                start = p.address - self.address
+                out[p.name] = p.value(words[start : start + p.width])
+        return out
+
+    def texts(self, words: list[int]) -> dict[str, str]:
+        """The request's string points (device information, not readings)."""
+        out = {}
+        for p in self.points:
+            if p.type == "string":
+                start = p.address - self.address
+                out[p.name] = p.text(words[start : start + p.width])
         return out
 
 

@@ -17,6 +17,11 @@ A physical value is ``raw * scale + offset``.
     scale = 1.0
     offset = 0.0
     unit = "bar"
+    deadband = 0.05       # optional: a change smaller than this keeps the previous value
+    group = "slow"        # optional: a poll group declared under [groups]; default: every poll
+
+    [groups]
+    slow = "10s"          # default interval of the group; [[modbus]] groups = { slow = "1m" } overrides it
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import ConfigError
+from common.settings import parse_duration
 from edge_agent.sources.modbus import decode
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
@@ -44,6 +50,7 @@ class Point:
     unit: str = ""
     length: int = 0  # registers, for strings only
     deadband: float = 0.0
+    group: str = ""  # poll group ("" = every poll of the device)
 
     @property
     def width(self) -> int:
@@ -58,7 +65,13 @@ class Point:
         """Physical value of the point from its raw registers (or bit)."""
         if self.type == "bit":
             return float(words[0])
+        if self.type == "string":
+            raise TypeError(f"{self.name}: a string point has no numeric value; use text()")
         return decode.decode(words, self.type, self.order) * self.scale + self.offset
+
+    def text(self, words: list[int]) -> str:
+        """A string point (serial number, firmware version): ASCII, two characters per register."""
+        return decode.decode_string(words, self.order)
 
     def raw(self, value: float) -> list[int]:
         """Registers that make the point read ``value`` (the inverse of :meth:`value`)."""
@@ -74,6 +87,7 @@ class Profile:
     source: str = ""
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+    groups: dict[str, float] = field(default_factory=dict)  # poll group -> default interval, seconds
 
     def point(self, name: str) -> Point:
         for p in self.points:
@@ -102,6 +116,9 @@ def load(ref: str | Path) -> Profile:
 
 def parse(data: dict, path: Path | None = None) -> Profile:
     where = str(path) if path else "profile"
+    unknown = set(data) - {"profile", "groups", "points"}
+    if unknown:
+        raise ConfigError("profile", f"unknown table(s) {', '.join(sorted(unknown))}", where)
     head = data.get("profile", {})
     name = head.get("name") or (path.stem if path else "")
     if not name:
@@ -109,15 +126,33 @@ def parse(data: dict, path: Path | None = None) -> Profile:
     raw_points = data.get("points")
     if not isinstance(raw_points, list) or not raw_points:
         raise ConfigError(f"{name}.points", "a profile needs at least one [[points]] entry", where)
+    groups = _groups(data.get("groups", {}), name, where)
     points, seen = [], set()
     for i, raw in enumerate(raw_points):
         label = f"{name}.points[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) else "")
         point = _point(raw, label, where)
         if point.name in seen:
             raise ConfigError(label, f"duplicate point name {point.name!r}", where)
+        if point.group and point.group not in groups:
+            raise ConfigError(label, f"group {point.group!r} is not declared under [groups]", where)
         seen.add(point.name)
         points.append(point)
-    return Profile(name, tuple(points), head.get("source", ""), head.get("description", ""), path)
+    return Profile(name, tuple(points), head.get("source", ""), head.get("description", ""), path, groups)
+
+
+def _groups(raw: object, name: str, where: str) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}.groups", "must be a table of group = \"interval\"", where)
+    out = {}
+    for group, text in raw.items():
+        try:
+            seconds = parse_duration(text).total_seconds()
+        except ValueError as exc:
+            raise ConfigError(f"{name}.groups.{group}", str(exc), where) from None
+        if seconds <= 0:
+            raise ConfigError(f"{name}.groups.{group}", "must be positive", where)
+        out[group] = seconds
+    return out
 
 
 def _point(raw: object, label: str, where: str) -> Point:
@@ -145,12 +180,21 @@ def _point(raw: object, label: str, where: str) -> Point:
         order = decode.canonical_order(raw.get("order", "ABCD"))
     except ValueError as exc:
         raise ConfigError(label, str(exc), where) from None
+    for key in ("scale", "offset", "deadband"):
+        if not isinstance(raw.get(key, 0.0), int | float) or isinstance(raw.get(key), bool):
+            raise ConfigError(label, f"{key} {raw[key]!r} is not a number", where)
     scale = float(raw.get("scale", 1.0))
     if scale == 0:
         raise ConfigError(label, "scale must not be 0", where)
-    length = int(raw.get("length", 0))
-    if type_ == "string" and length <= 0:
-        raise ConfigError(label, "a string point needs length = registers", where)
+    length = raw.get("length", 0)
+    if type_ == "string" and not (isinstance(length, int) and 0 < length <= 125):
+        raise ConfigError(label, "a string point needs length = its registers (1..125)", where)
+    deadband = raw.get("deadband", 0.0)
+    if deadband < 0:
+        raise ConfigError(label, f"deadband {deadband!r} must be a number >= 0", where)
+    width = 1 if type_ == "bit" else length if type_ == "string" else decode.registers_for(type_)
+    if address + width > 65536:
+        raise ConfigError(label, f"address {address} + {width} registers runs past 65535", where)
     return Point(
         name=str(raw["name"]),
         function=function,
@@ -161,5 +205,6 @@ def _point(raw: object, label: str, where: str) -> Point:
         offset=float(raw.get("offset", 0.0)),
         unit=str(raw.get("unit", "")),
         length=length,
-        deadband=float(raw.get("deadband", 0.0)),
+        deadband=float(deadband),
+        group=str(raw.get("group", "")),
     )

@@ -1,159 +1,217 @@
-"""Polling one Modbus RTU slave with minimalmodbus, without letting it stall the agent.
+"""Modbus RTU master framing on one serial port: the only code that touches the RS-485 line.
 
-Each poll runs the planned requests. A request that fails with a retryable error (busy, garbled frame)
-is retried up to ``retries`` times; a timeout is retried too but counts against the slave. A slave
-that stays silent is marked *stale* and then polled with exponential backoff (up to 30 s), so a dead
-slave on a shared bus costs one timeout every backoff period instead of one every cycle. A vanished
-port is closed and reopened on the next attempt.
+A transaction is: wait out the inter-frame silence (3.5 characters; 1.75 ms above 19200 baud, as the
+spec says), throw away anything unread, write the request, then read exactly the answer's length as
+announced by its header (``addr fc count`` or the 5-byte exception frame), and check its CRC, address
+and function. An exception answer is recognised after 3 bytes, so it never costs a timeout.
+
+After a timeout the line is watched for a while and whatever arrives is discarded: a slow slave's late
+answer must never be taken for the answer to the next request (on RTU nothing in a frame tells which
+request it answers). After a garbled answer the line is drained until it falls quiet.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import struct
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-import minimalmodbus
 import serial
 
-from common.errors import CrcError, DeviceBusy, DeviceTimeout, SourceError
-from edge_agent.config import ModbusDevice
-from edge_agent.sources.modbus import planner
-from edge_agent.sources.modbus.errors import port_hint, translate
-from edge_agent.sources.modbus.profile import Profile
+from common.errors import CrcError, DeviceTimeout, SourceError
+from edge_agent.sources.modbus.errors import (
+    GARBLED_HINT,
+    NO_ANSWER_HINT,
+    PortError,
+    exception_error,
+    port_hint,
+)
+from edge_agent.sources.modbus.trace import Frame, Tracer
 
-log = logging.getLogger(__name__)
-MAX_BACKOFF_S = 30.0
-_RETRYABLE = (DeviceBusy, CrcError, DeviceTimeout)
-
-
-@dataclass
-class SlaveStatus:
-    """What the cloud needs to tell "no data" from "value unchanged"."""
-
-    state: str = "starting"  # starting | online | stale | error
-    since: datetime | None = None  # when it entered this state
-    last_ok: datetime | None = None
-    last_error: str = ""
-    failures: int = 0  # consecutive failed polls
-    transactions: int = 0
-    errors: int = 0
-
-    def describe(self) -> str:
-        if self.state in ("stale", "error") and self.since:
-            return f"{self.state} since {self.since.isoformat(timespec='seconds')}: {self.last_error}"
-        return self.state
+MAX_DRAIN_S = 0.5  # longest we listen for a late answer after a timeout
 
 
-@dataclass
-class PollResult:
-    values: dict[str, float] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
 
 
-class RtuSource:
-    """One slave on one serial port, read according to its profile."""
+_CRC_TABLE = _crc_table()
 
-    def __init__(self, device: ModbusDevice, profile: Profile) -> None:
-        self.device = device
-        self.profile = profile
-        self.requests = planner.plan(profile.points, device.max_gap)
-        self.status = SlaveStatus()
-        self._instrument: minimalmodbus.Instrument | None = None
-        self._next_attempt = 0.0  # monotonic time before which a stale slave is skipped
 
-    @property
-    def name(self) -> str:
-        return self.device.name
+def crc16(data: bytes) -> int:
+    """CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF); sent low byte first."""
+    crc = 0xFFFF
+    for b in data:
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ b) & 0xFF]
+    return crc
 
-    def _open(self) -> minimalmodbus.Instrument:
-        if self._instrument is None:
-            d = self.device
-            try:
-                inst = minimalmodbus.Instrument(d.port, d.slave, close_port_after_each_call=False)
-            except (serial.SerialException, OSError) as exc:
-                raise SourceError(f"{d.name} on {d.port}: {port_hint(exc)}") from None
-            inst.serial.baudrate = d.baud
-            inst.serial.parity = d.parity
-            inst.serial.stopbits = d.stopbits
-            inst.serial.bytesize = 8
-            inst.serial.timeout = d.timeout.total_seconds()
-            # A late answer to a timed-out request must never be taken for the next one's answer.
-            inst.clear_buffers_before_each_transaction = True
-            self._instrument = inst
-        return self._instrument
+
+def frame(payload: bytes) -> bytes:
+    return payload + crc16(payload).to_bytes(2, "little")
+
+
+def read_request(slave: int, function: int, address: int, count: int) -> bytes:
+    """The RTU frame of a read (functions 1-4)."""
+    return frame(struct.pack(">BBHH", slave, function, address, count))
+
+
+def answer_bytes(function: int, count: int) -> int:
+    """Data bytes in the answer to a read of ``count`` registers (or bits)."""
+    return (count + 7) // 8 if function in (1, 2) else 2 * count
+
+
+def unpack(function: int, count: int, data: bytes) -> list[int]:
+    if function in (1, 2):
+        return [(data[i // 8] >> (i % 8)) & 1 for i in range(count)]
+    return list(struct.unpack(f">{count}H", data))
+
+
+def char_time(baud: int, parity: str = "N", stopbits: int = 1) -> float:
+    """Seconds per character on the wire: start bit, 8 data bits, parity, stop bits."""
+    return (1 + 8 + (parity != "N") + stopbits) / baud
+
+
+def silence(baud: int, parity: str = "N", stopbits: int = 1) -> float:
+    """Inter-frame gap: 3.5 characters, 1.75 ms above 19200 baud (Modbus over serial line, 2.5.1.1)."""
+    return 0.00175 if baud > 19200 else 3.5 * char_time(baud, parity, stopbits)
+
+
+class RtuLine:
+    """One serial port, opened exclusively; :meth:`read` runs one transaction. Not thread-safe: the
+    port's :class:`~edge_agent.sources.modbus.bus.Bus` thread is its only user."""
+
+    def __init__(
+        self, port: str, baud: int, parity: str = "N", stopbits: int = 1, tracer: Tracer | None = None
+    ) -> None:
+        self.name = port
+        self.baud, self.parity, self.stopbits = baud, parity, stopbits
+        self.char = char_time(baud, parity, stopbits)
+        self.silence = silence(baud, parity, stopbits)
+        self.tracer = tracer or Tracer(False)
+        self.late_discarded = 0  # bytes that arrived after a timeout and were thrown away
+        self._serial: serial.Serial | None = None
+        self._quiet_since = 0.0  # monotonic time the line last carried a byte
+        self._sent = 0.0  # when the current request was written
+
+    def open(self) -> None:
+        if self._serial is not None:
+            return
+        try:
+            self._serial = serial.Serial(
+                self.name,
+                self.baud,
+                bytesize=8,
+                parity=self.parity,
+                stopbits=self.stopbits,
+                timeout=0,
+                exclusive=True,  # one owner per port: a second master on the line garbles both
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortError(f"{self.name}: {port_hint(exc)}") from None
 
     def close(self) -> None:
-        if self._instrument is not None:
-            self._instrument.serial.close()
-            self._instrument = None
+        if self._serial is not None:
+            # A vanished adapter cannot be closed cleanly; the fd is gone either way.
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._serial.close()
+            self._serial = None
 
-    def poll(self) -> PollResult:
-        """Read every point once; what could not be read is listed in ``missing``."""
-        result = PollResult()
-        now = time.monotonic()
-        if now < self._next_attempt:
-            result.missing = [p.name for p in self.profile.points]
-            return result
-        error: SourceError | None = None
-        for request in self.requests:
-            try:
-                words = self._read(request)
-            except SourceError as exc:
-                error = exc
-                result.missing.extend(p.name for p in request.points)
-                if isinstance(exc, DeviceTimeout) or "serial port" in str(exc):
-                    # The slave (or the port) is gone: skip its other requests this cycle.
-                    for rest in self.requests[self.requests.index(request) + 1 :]:
-                        result.missing.extend(p.name for p in rest.points)
-                    break
-                continue
-            result.values.update(request.values(words))
-        self._account(result, error)
-        return result
+    def read(self, slave: int, function: int, address: int, count: int, timeout: float) -> list[int]:
+        """Read ``count`` registers (or bits) from ``address``; raises our :class:`SourceError` tree."""
+        self.open()
+        request = read_request(slave, function, address, count)
+        where = f"slave {slave} on {self.name}"
+        got = bytearray()
+        self._sent = time.monotonic()
+        outcome = "ok"
+        try:
+            return self._transact(request, slave, function, count, timeout, got, where)
+        except SourceError as exc:
+            outcome = type(exc).__name__
+            raise
+        except (serial.SerialException, OSError) as exc:
+            outcome = "PortError"
+            self.close()
+            raise PortError(f"{where}: {port_hint(exc)}") from None
+        finally:
+            if self.tracer.enabled:
+                ms = (time.monotonic() - self._sent) * 1000
+                self.tracer.record(Frame(self.name, slave, request, bytes(got), ms, outcome))
 
-    def _read(self, request: planner.Request) -> list[int]:
-        inst = self._open()
-        attempts = 1 + self.device.retries
-        for attempt in range(attempts):
-            self.status.transactions += 1
-            try:
-                if request.function in (1, 2):
-                    return inst.read_bits(request.address, request.count, request.function)
-                return inst.read_registers(request.address, request.count, request.function)
-            except (minimalmodbus.ModbusException, serial.SerialException, OSError) as exc:
-                self.status.errors += 1
-                mapped = translate(
-                    exc, f"{self.device.name} (slave {self.device.slave} on {self.device.port})"
-                )
-                if isinstance(exc, serial.SerialException | OSError):
-                    self.close()  # reopen on the next attempt: the USB adapter may come back
-                    raise mapped from None
-                if not isinstance(mapped, _RETRYABLE) or attempt == attempts - 1:
-                    raise mapped from None
-                log.debug("retrying", extra={"source": self.device.name, "error": str(mapped)})
-        raise AssertionError("unreachable")
+    def _transact(
+        self,
+        request: bytes,
+        slave: int,
+        function: int,
+        count: int,
+        timeout: float,
+        got: bytearray,
+        where: str,
+    ) -> list[int]:
+        ser = self._serial
+        assert ser is not None
+        wait = self._quiet_since + self.silence - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        ser.reset_input_buffer()  # anything unread now belongs to no request of ours
+        ser.write(request)
+        self._sent = sent = time.monotonic()
+        # The answer cannot start before the request has left the UART.
+        deadline = sent + len(request) * self.char + timeout
+        head = self._read_until(ser, 3, deadline, got)
+        if not head:
+            self._drain(ser, min(timeout, MAX_DRAIN_S))
+            raise DeviceTimeout(f"{where}: {NO_ANSWER_HINT}")
+        n_data = answer_bytes(function, count)
+        # Once the answer has started, the rest follows at line speed (+ USB adapter latency).
+        rest_deadline = lambda n: time.monotonic() + n * self.char * 1.5 + 0.05  # noqa: E731
+        if len(head) == 3 and head[1] == function | 0x80:
+            self._read_until(ser, 2, rest_deadline(2), got)
+            if len(got) == 5 and crc16(bytes(got)) == 0 and got[0] == slave:
+                self._quiet_since = time.monotonic()
+                raise exception_error(got[2], where)
+        elif len(head) == 3 and head[0] == slave and head[1] == function and head[2] == n_data:
+            self._read_until(ser, n_data + 2, rest_deadline(n_data + 2), got)
+            if len(got) == 5 + n_data and crc16(bytes(got)) == 0:
+                self._quiet_since = time.monotonic()
+                return unpack(function, count, bytes(got[3 : 3 + n_data]))
+        self._drain(ser, self.silence + 0.005)
+        raise CrcError(f"{where}: {GARBLED_HINT} (got {bytes(got).hex(' ')})")
 
-    def _account(self, result: PollResult, error: SourceError | None) -> None:
-        now = datetime.now(UTC)
-        st = self.status
-        if error is None:
-            if st.state != "online":
-                log.info("slave online", extra={"source": self.device.name})
-                st.since = now
-            st.state, st.failures, st.last_ok, st.last_error = "online", 0, now, ""
-            self._next_attempt = 0.0
-            return
-        st.last_error = str(error)
-        if result.values:  # partly read: the slave answers but some request fails
-            if st.state != "error":
-                st.since = now
-            st.state = "error"
-            return
-        st.failures += 1
-        if st.state != "stale":
-            log.warning("slave stale", extra={"source": self.device.name, "error": str(error)})
-            st.state, st.since = "stale", now
-        backoff = min(MAX_BACKOFF_S, 2.0 ** (st.failures - 1)) if st.failures > 1 else 0.0
-        self._next_attempt = time.monotonic() + backoff
+    def _read_until(self, ser: serial.Serial, n: int, deadline: float, got: bytearray) -> bytes:
+        """Up to ``n`` bytes, waiting (blocking, not spinning) until ``deadline``; appends to ``got``."""
+        data = bytearray()
+        while len(data) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ser.timeout = left
+            chunk = ser.read(n - len(data))
+            if not chunk:
+                break
+            data += chunk
+        got += data
+        if data:
+            self._quiet_since = time.monotonic()
+        return bytes(data)
+
+    def _drain(self, ser: serial.Serial, window: float) -> None:
+        """Discard whatever arrives within ``window``, and keep listening while bytes keep coming."""
+        deadline = time.monotonic() + window
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ser.timeout = left
+            chunk = ser.read(256)
+            if not chunk:
+                break
+            self.late_discarded += len(chunk)
+            deadline = max(deadline, time.monotonic() + self.silence + 0.005)
+        self._quiet_since = time.monotonic()
