@@ -227,8 +227,9 @@ def print_tables(res: dict[str, Any], console: Console) -> None:
     demo = res["presets"]["demo"]
     t = Table(
         title=(
-            f"Demo regime: speed {demo['speed']:g}, window {demo['window']}, calibration {demo['calibration_readings']}, "
-            f"faults at sim {demo['fault_start_s'] / 60:g} min + {demo['fault_ramp_s'] / 60:g} min ramp (wall s at 1 Hz)"
+            f"Demo regime: speed {demo['speed']:g}, window {demo['window']}, "
+            f"calibration {demo['calibration_readings']}, faults at sim {demo['fault_start_s'] / 60:g} min "
+            f"+ {demo['fault_ramp_s'] / 60:g} min ramp (wall s at 1 Hz)"
         )
     )
     for col in (

@@ -33,7 +33,7 @@ from models.simdata import KINDS
 VERSION = "compressor-v1"
 LIMIT_QUANTILE = 99.0  # percentile of healthy T² and Q that each counts as "1" in the combined index
 SCORE_QUANTILE = 99.9  # percentile of healthy calibrated scores ...
-SCORE_MARGIN = 1.6  # ... times this margin is the warning threshold (score 1.0)
+SCORE_MARGIN = 2.5  # ... times this margin is the warning threshold (score 1.0)
 CALIBRATIONS_PER_UNIT = 6  # replayed on-site calibrations per training unit, spread over its run
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 from datetime import UTC, datetime
@@ -81,7 +82,7 @@ def test_verdict_contract_and_explanation(tmp_path: Path, view: RegisterView) ->
     assert first.state is HealthState.INITIALIZING and first.changed and first.previous is None
     assert first.score is None and first.reason.startswith("calibrating")
     assert all(v.model_version == "compressor-v1" for v in verdicts)
-    for before, after in zip(verdicts, verdicts[1:], strict=False):
+    for before, after in itertools.pairwise(verdicts):
         assert after.changed == (after.state is not before.state)
         assert after.previous is before.state
     alert = next(v for v in verdicts if v.state in ALERTS)

@@ -125,10 +125,13 @@ class Timing:
     """How long the operating modes last, in machine seconds (the model's manifest carries these)."""
 
     start_transient_s: float = 90.0  # pressures settle with ~8 s and ~25 s time constants
-    defrost_recovery_s: float = 1800.0  # pull-down after a defrost
+    # A pull-down (after a defrost, after a delivery) lasts at least its minimum, then until the cabinet
+    # is back to its typical temperature from before the event, and at most its maximum.
+    defrost_min_s: float = 1200.0
+    defrost_recovery_s: float = 3600.0
     restock_door_s: float = 100.0  # a door open this long is a delivery, not a customer
-    restock_min_s: float = 600.0  # pull-down after a delivery lasts at least this long ...
-    restock_recovery_s: float = 1800.0  # ... until the cabinet is back in its band, at most this long
+    restock_min_s: float = 900.0
+    restock_recovery_s: float = 3600.0
 
     def readings(self, seconds: float, seconds_per_reading: float) -> int:
         return math.ceil(seconds / seconds_per_reading - 1e-9)
@@ -198,6 +201,7 @@ class FeatureWindow:
         self.timing = t = timing or Timing()
         spr = seconds_per_reading
         self.transient_readings = t.readings(t.start_transient_s, spr)
+        self.recovery_min_readings = t.readings(t.defrost_min_s, spr)
         self.recovery_readings = t.readings(t.defrost_recovery_s, spr)
         self.restock_door_readings = max(1, t.readings(t.restock_door_s, spr))
         self.restock_min_readings = t.readings(t.restock_min_s, spr)
@@ -212,7 +216,7 @@ class FeatureWindow:
         self._since_defrost = math.inf
         self._since_restock = math.inf
         self._door_run = 0
-        self._cabinet_band = math.inf  # warmest cabinet reading of normal operation before the door opened
+        self._cabinet_ref = -math.inf  # typical cabinet temperature before the last defrost or delivery
         self._features = np.full(len(FEATURES), np.nan)
 
     @property
@@ -253,16 +257,18 @@ class FeatureWindow:
         self._since_defrost += 1
         self._since_restock += 1
         self._door_run = self._door_run + 1 if door >= 0.5 else 0
-        if self._door_run == 1:
-            self._cabinet_band = self._warmest_normal_cabinet()
+        if (self._door_run == 1 and self._since_restock > self.restock_readings) or (
+            defrost >= 0.5 and self._since_defrost > 1
+        ):
+            self._cabinet_ref = self._typical_cabinet()
+        cabinet_back = row[COL["cabinet_temp"]] <= self._cabinet_ref
         if self._door_run >= self.restock_door_readings:
             # Seen open this long, it is a delivery; the pull-down is counted from when the door closes.
             self._since_restock = 0
-        elif (
-            self._since_restock >= self.restock_min_readings
-            and row[COL["cabinet_temp"]] <= self._cabinet_band
-        ):
-            self._since_restock = math.inf  # back inside the thermostat's band: the pull-down is over
+        elif self._since_restock >= self.restock_min_readings and cabinet_back:
+            self._since_restock = math.inf  # the cabinet is back where it was: the pull-down is over
+        if defrost < 0.5 and self._since_defrost >= self.recovery_min_readings and cabinet_back:
+            self._since_defrost = math.inf
         started = False
         if not math.isnan(running):
             is_running = running >= 0.5
@@ -290,14 +296,12 @@ class FeatureWindow:
         """Readings where the thermostat is in charge: off, running, start, or door briefly open."""
         return (self._mode <= Mode.START) | (self._mode == Mode.DOOR)
 
-    def _warmest_normal_cabinet(self) -> float:
+    def _typical_cabinet(self) -> float:
         normal = self._mode <= Mode.START  # off, running, start: the thermostat in charge
         if not normal.any():
             return -math.inf  # nothing to compare with: keep the full pull-down
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            warmest = float(np.nanmax(self._data[normal, COL["cabinet_temp"]]))
-        return warmest if math.isfinite(warmest) else -math.inf
+        typical = float(_median(self._data[normal][:, [COL["cabinet_temp"]]])[0])
+        return typical if math.isfinite(typical) else -math.inf
 
     def stats(self) -> WindowStats:
         modes = self._mode if self.full else self._mode[: self._count]

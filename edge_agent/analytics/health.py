@@ -38,10 +38,10 @@ class HealthConfig:
     @classmethod
     def for_window(cls, window: int) -> HealthConfig:
         """Debounce in proportion to the window: consecutive windows share most of their readings, so
-        evidence is only independent about once per window; a quarter window of agreement is enough to
-        warn, half a window to alarm, and a full quieter half window to clear."""
-        quarter = max(2, window // 4)
-        return cls(warn_after=quarter, alarm_after=2 * quarter, clear_after=2 * quarter)
+        evidence is only independent about once per window; half a window of agreement is enough to
+        warn, a whole window to alarm, and a whole quieter window to clear."""
+        half = max(3, window // 2)
+        return cls(warn_after=half, alarm_after=2 * half, clear_after=2 * half)
 
 
 class HealthMachine:

@@ -61,8 +61,8 @@ DEMO = Preset(
     poll_interval_s=1.0,
     window=10,
     calibration_readings=25,
-    fault_start_s=60 * 60.0,
-    fault_ramp_s=40 * 60.0,
+    fault_start_s=56 * 60.0,  # reading 28, just after calibration
+    fault_ramp_s=30 * 60.0,  # full severity at reading 43
 )
 
 PRESETS = {p.name: p for p in (REALTIME, DEMO)}

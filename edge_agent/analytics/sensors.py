@@ -3,9 +3,10 @@
 Three checks, each O(1) per reading with one counter per point:
 
 * flat line: an analog channel repeats exactly the same value for ``flat_readings`` readings while other
-  channels move (after ``suspect_readings`` its windows are already no longer scored). Real sensors carry noise; a value that does not change at all is a frozen transmitter,
-  a cut wire on a latched input, or a slave serving a stale register. Channels that legitimately sit
-  still while the compressor is stopped (current, power, vibration read 0) only count while it runs.
+  channels move (after ``suspect_readings`` its windows are already no longer scored). Real sensors
+  carry noise; a value that does not change at all is a frozen transmitter, a cut wire on a latched
+  input, or a slave serving a stale register. Channels that legitimately sit still while the compressor
+  is stopped (current, power, vibration read 0) only count while it runs.
 * out of range: a value outside the physical range of :data:`features.RANGES`.
 * dropout: the point is in ``missing`` (or out of range) for ``dropout_readings`` readings in a row.
 """
