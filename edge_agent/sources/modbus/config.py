@@ -27,7 +27,8 @@ def slave_source(
     try:
         prof = profiles.load(dev.profile)
     except ConfigError as exc:
-        raise ConfigError(f"{label}.profile", f"device {dev.name!r}: {exc.problem}", exc.source) from None
+        problem = f"device {dev.name!r}, {exc.setting}: {exc.problem}"
+        raise ConfigError(f"{label}.profile", problem, exc.source) from None
     overrides = {}
     for group, text in dev.groups.items():
         if group not in prof.groups:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import termios
 import time
 
 import serial
@@ -135,7 +136,8 @@ class RtuLine:
         except SourceError as exc:
             outcome = type(exc).__name__
             raise
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error is what tcflush raises on a vanished USB adapter (not an OSError)
             outcome = "PortError"
             self.close()
             raise PortError(f"{where}: {port_hint(exc)}") from None

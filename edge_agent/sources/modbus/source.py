@@ -253,11 +253,14 @@ class SlaveSource:
             self._next_attempt = 0.0
             return
         st.last_error = f"{self.name}: {error}"
-        if read_any:  # partly read: the slave answers but some request fails
+        if read_any or not isinstance(error, DeviceTimeout | PortError):
+            # The slave answers, but (some of) the map cannot be read: an error, not silence.
             if st.state != "error":
+                log.warning("slave error", extra={"source": self.name, "error": str(error)})
                 st.since = now
             st.state = "error"
-            st.last_ok = now
+            if read_any:
+                st.last_ok = now
             return
         st.failures += 1
         if st.state != "stale":
