@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -54,6 +54,9 @@ class Reading(Struct, frozen=True):
     missing: list[PointName] = []  # points that could not be read in this cycle (stale slave, error)
     score: float | None = None
     state: HealthState | None = None
+    # None when the device clock is trustworthy; "unsynced" (no NTP sync) or "jump:+3600s" (the wall clock
+    # jumped by that much since the previous reading) otherwise. The collector keeps its receive time too.
+    clock: str | None = None
 
 
 class Telemetry(Struct, frozen=True, tag="telemetry", tag_field="kind"):
@@ -106,8 +109,36 @@ class Status(Struct, frozen=True, tag="status", tag_field="kind"):
     sources: dict[str, str] = {}  # source name -> "online" | "stale since …" | "error: …"
 
 
-Message = Telemetry | StateChange | Status
-KINDS: dict[str, type[Message]] = {"telemetry": Telemetry, "state": StateChange, "status": Status}
+class Command(Struct, frozen=True, tag="cmd", tag_field="kind"):
+    """Downlink: the cloud asks an agent to do something; answered on ``…/cmd/ack`` with the same id."""
+
+    v: Version
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+    cmd: Annotated[str, Meta(pattern=r"^[a-z_]{1,32}$")]
+    args: dict[str, str | int | float | bool] = {}
+    ts: UtcTime | None = None
+
+
+class CommandAck(Struct, frozen=True, tag="cmd/ack", tag_field="kind"):
+    v: Version
+    site: Name
+    device: Name
+    boot: BootId
+    id: str
+    ts: UtcTime
+    ok: bool
+    result: dict[str, Any] = {}
+    error: str = ""
+
+
+Message = Telemetry | StateChange | Status | Command | CommandAck
+KINDS: dict[str, type[Message]] = {
+    "telemetry": Telemetry,
+    "state": StateChange,
+    "status": Status,
+    "cmd": Command,
+    "cmd/ack": CommandAck,
+}
 
 _encoder = msgspec.json.Encoder()
 _decoders = {kind: msgspec.json.Decoder(cls) for kind, cls in KINDS.items()}

@@ -20,8 +20,10 @@ from common import schema
 from edge_agent import __version__
 from edge_agent.analytics import Analytics, Verdict
 from edge_agent.buffer import Buffer
+from edge_agent.clock import ClockWatch
 from edge_agent.config import AgentSettings
 from edge_agent.control import ControlServer
+from edge_agent.metrics import MetricsServer
 from edge_agent.sources.modbus import config as modbus_config
 from edge_agent.sources.modbus.bus import Bus
 from edge_agent.sources.modbus.source import SlaveSource
@@ -83,6 +85,14 @@ class Agent:
         self._seq = 0
         self._state_seq = 0
         self._control: ControlServer | None = None
+        self._metrics: MetricsServer | None = None
+        self.clock = ClockWatch()
+        self.uplink.commands.update(
+            {
+                "status": lambda _args: self.status(),
+                "recalibrate": lambda _args: self._recalibrate({}),
+            }
+        )
 
     # -- one cycle -------------------------------------------------------------------------------
 
@@ -109,7 +119,13 @@ class Agent:
         now = datetime.now(UTC)
         verdict = self.analytics.observe(now, values, missing)
         reading = schema.Reading(
-            seq=self._seq, ts=now, values=values, missing=missing, score=verdict.score, state=verdict.state
+            seq=self._seq,
+            ts=now,
+            values=values,
+            missing=missing,
+            score=verdict.score,
+            state=verdict.state,
+            clock=self.clock.check(now),
         )
         self.buffer.add("telemetry", self.boot, schema.encode(reading))
         self._seq += 1
@@ -162,6 +178,9 @@ class Agent:
             },
         )
         self._control.start()
+        if self.settings.agent.metrics_port:
+            self._metrics = MetricsServer(self.settings.agent.metrics_port, self.status)
+            self._metrics.start()
         self.uplink.start()
         interval = self.settings.agent.poll_interval.total_seconds()
         deadline = time.monotonic()
@@ -200,6 +219,8 @@ class Agent:
             bus.stop()
         if self._control is not None:
             self._control.stop()
+        if self._metrics is not None:
+            self._metrics.stop()
         self.buffer.close()
 
     def _recalibrate(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -233,6 +254,7 @@ class Agent:
                     "rejected_by_broker": c.rejected,
                 },
                 "sent": c.sent,
+                "replayed": c.replayed,
                 "reconnects": c.reconnects,
                 "connected": c.connected,
                 "oldest_unsent_s": round(self.buffer.oldest_age(), 1),

@@ -117,6 +117,11 @@ class Buffer:
             self._bytes -= sizes[0]
             self._count -= sizes[1]
 
+    def max_id(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(id) FROM outbox").fetchone()
+        return int(row[0] or 0)
+
     def oldest_age(self) -> float:
         with self._lock:
             row = self._db.execute("SELECT MIN(created) FROM outbox").fetchone()

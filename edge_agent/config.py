@@ -40,6 +40,7 @@ class MqttSection(msgspec.Struct, forbid_unknown_fields=True):
     protocol: Literal["5", "3.1.1"] = "5"
     max_inflight: Annotated[int, Meta(ge=1, le=1000)] = 20
     batch_max: Annotated[int, Meta(ge=1, le=5000)] = 500  # readings per message when replaying a backlog
+    replay_rate: Annotated[float, Meta(gt=0)] = 2000.0  # backlog readings per second, at most
 
 
 class BufferSection(msgspec.Struct, forbid_unknown_fields=True):
@@ -96,8 +97,10 @@ class WaveformDevice(msgspec.Struct, forbid_unknown_fields=True):
 
 class ModelSection(msgspec.Struct, forbid_unknown_fields=True):
     path: str = ""  # folder with the .onnx and its manifest; empty = the bundled model
-    calibration_readings: Positive = 600
-    window: Positive = 60
+    # Defaults for a real unit polled at 1 Hz (presets.REALTIME): the model's window covers 20 minutes of
+    # machine time and calibration watches two hours of normal life.
+    calibration_readings: Positive = 7200
+    window: Positive = 1200
 
 
 class AgentSettings(msgspec.Struct, forbid_unknown_fields=True):

@@ -2,37 +2,45 @@
 
 Threads: paho's network thread runs the socket and callbacks; one sender thread takes records from the
 buffer and publishes them. The sender blocks on an event that the poll loop (new data), the network
-thread (connected, acknowledged) and ``stop()`` set, so an idle agent uses no CPU here.
+thread (connected, acknowledged) and ``stop()`` set — or until the replay rate allows the next backlog
+batch — so an idle agent uses no CPU here.
 
-Delivery: a record leaves the buffer only in ``on_publish`` for the message that carried it, i.e. on the
-broker's PUBACK. Messages in flight when the connection drops are re-sent by paho after reconnecting
-(same message id); after a restart everything still buffered is sent again. The collector deduplicates
-on (device, boot, seq), so the effect is exactly once.
+Delivery: a record leaves the buffer only after the broker's PUBACK for the message that carried it.
+paho's callback runs under paho's own lock, so it only notes the outcome and wakes the sender, which
+does the buffer work. Messages in flight when the connection drops are re-sent by paho after
+reconnecting; after a restart everything still buffered is sent again. The collector deduplicates on
+(device, boot, seq), so the effect is exactly once. What goes next is :mod:`edge_agent.replay`'s call.
 
-Readings are batched: live there is usually one record waiting, so a message carries one reading; after
-an outage up to ``batch_max`` readings of the same boot go in one message.
+Reconnecting: paho's exponential back-off, with a per-device random start and ceiling so that a fleet
+does not reconnect in lock-step after a broker restart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common import schema
+from common.errors import SchemaError
 from common.mqtt_url import BrokerAddress
 from common.topics import topic
 from edge_agent.buffer import Buffer, Record
 from edge_agent.config import AgentSettings
+from edge_agent.replay import ReplayScheduler
 
 log = logging.getLogger(__name__)
+CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class _TelemetryOut(msgspec.Struct, tag="telemetry", tag_field="kind"):
@@ -50,8 +58,10 @@ class _TelemetryOut(msgspec.Struct, tag="telemetry", tag_field="kind"):
 class UplinkCounters:
     sent: int = 0  # messages published (first sends; paho's re-sends are not counted)
     acked: int = 0  # records acknowledged by the broker (readings and states)
+    replayed: int = 0  # records sent from the backlog after a reconnect or restart
     reconnects: int = 0
-    rejected: int = 0  # records the broker refused (counted as delivered-and-lost, never retried)
+    rejected: int = 0  # records the broker refused (counted as lost, never retried)
+    commands: int = 0
     connected: bool = False
     last_error: str = ""
 
@@ -66,12 +76,16 @@ class Uplink:
         self.counters = UplinkCounters()
         self.sources: dict[str, str] = {}  # for the birth message; updated by the agent
         self.model_version: str | None = None
+        self.commands: dict[str, CommandHandler] = {"ping": lambda _args: {"pong": True}}
         self._site, self._device = settings.agent.site, settings.agent.device
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._inflight: list[tuple[mqtt.MQTTMessageInfo, list[int]]] = []  # in order of publishing
+        self._inflight_ids: set[int] = set()
         self._rejected: dict[int, str] = {}  # message id -> broker's reason code
-        self._cursor = 0  # highest record id handed to paho
+        self._epoch = 0  # bumped by every successful connect (network thread)
+        self._seen_epoch = 0  # the last epoch the sender prepared for
+        self._scheduler = ReplayScheduler(buffer, settings.mqtt.batch_max, settings.mqtt.replay_rate)
         self._protocol = mqtt.MQTTv5 if settings.mqtt.protocol == "5" else mqtt.MQTTv311
         self._client = self._make_client()
         self._sender = threading.Thread(target=self._send_loop, name="uplink-sender", daemon=True)
@@ -79,7 +93,10 @@ class Uplink:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._connect()
+        self._client.connect_async(
+            self.address.host, self.address.port, keepalive=int(self.settings.mqtt.keepalive.total_seconds())
+        )
+        self._client.loop_start()
         self._sender.start()
 
     def notify(self) -> None:
@@ -142,17 +159,13 @@ class Uplink:
             )
         client.will_set(self._status_topic, self._status(False, "lost"), qos=1, retain=True)
         client.max_inflight_messages_set(m.max_inflight)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        jitter = random.Random()
+        client.reconnect_delay_set(min_delay=jitter.randint(1, 3), max_delay=jitter.randint(25, 40))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
-
-    def _connect(self) -> None:
-        self._client.connect_async(
-            self.address.host, self.address.port, keepalive=int(self.settings.mqtt.keepalive.total_seconds())
-        )
-        self._client.loop_start()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -163,6 +176,8 @@ class Uplink:
         self.counters.last_error = ""
         log.info("connected to broker", extra={"broker": repr(self.address)})
         client.publish(self._status_topic, self._status(True, "birth"), qos=1, retain=True)
+        client.subscribe(topic(self._site, self._device, "cmd"), qos=1)
+        self._epoch += 1
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -177,20 +192,65 @@ class Uplink:
             self._rejected[mid] = str(reason_code)
         self._wake.set()
 
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        # A command may take a moment (recalibrate writes a file): never on paho's network thread.
+        threading.Thread(target=self._run_command, args=(msg.payload,), name="command", daemon=True).start()
+
+    def _run_command(self, payload: bytes) -> None:
+        self.counters.commands += 1
+        try:
+            command = schema.decode("cmd", payload)
+        except SchemaError as exc:
+            log.warning("malformed command ignored", extra={"reason": exc.reason})
+            return
+        assert isinstance(command, schema.Command)
+        handler = self.commands.get(command.cmd)
+        ok, result, error = False, {}, ""
+        if handler is None:
+            error = f"unknown command {command.cmd!r} (known: {', '.join(sorted(self.commands))})"
+        else:
+            try:
+                result, ok = handler(dict(command.args)), True
+            except (ValueError, OSError) as exc:
+                error = str(exc)
+        ack = schema.CommandAck(
+            v=1,
+            site=self._site,
+            device=self._device,
+            boot=self.boot,
+            id=command.id,
+            ts=datetime.now(UTC),
+            ok=ok,
+            result=result,
+            error=error,
+        )
+        self._client.publish(topic(self._site, self._device, "cmd/ack"), schema.encode(ack), qos=1)
+
     # -- sender ----------------------------------------------------------------------------------
 
     def _send_loop(self) -> None:
+        timeout: float | None = None
         while not self._stopping.is_set():
-            self._wake.wait()
+            self._wake.wait(timeout)
             self._wake.clear()
+            timeout = None
+            if self._epoch != self._seen_epoch:
+                self._seen_epoch = self._epoch
+                self._scheduler.on_connect()
             self._reap()
             while (
                 self.counters.connected
                 and not self._stopping.is_set()
                 and len(self._inflight) < self.settings.mqtt.max_inflight
-                and self._publish_next()
             ):
-                pass
+                batch, wait = self._scheduler.next_batch(self._inflight_ids)
+                if batch is None:
+                    timeout = wait  # the replay rate says when the next backlog batch may go
+                    break
+                if not self._publish(batch.records):
+                    break
+                if batch.replay:
+                    self.counters.replayed += len(batch.records)
 
     def _reap(self) -> None:
         """Delete from the buffer what the broker acknowledged."""
@@ -207,39 +267,31 @@ class Uplink:
                 self.counters.last_error = f"broker rejected a message: {reason}"
             acked.extend(ids)
         self.buffer.delete(acked)
+        self._inflight_ids.difference_update(acked)
         self.counters.acked += len(acked)
 
-    def _publish_next(self) -> bool:
-        """Publish the next message from the buffer; False when nothing is waiting."""
-        records = self.buffer.take(self._cursor, self.settings.mqtt.batch_max)
-        if not records:
-            return False
-        kind, payload, batch = self._compose(records)
+    def _publish(self, records: list[Record]) -> bool:
+        kind, payload = self._compose(records)
         info = self._client.publish(topic(self._site, self._device, kind), payload, qos=1)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             self.counters.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
             return False
-        self._inflight.append((info, [r.id for r in batch]))
-        self._cursor = batch[-1].id
+        ids = [r.id for r in records]
+        self._inflight.append((info, ids))
+        self._inflight_ids.update(ids)
         self.counters.sent += 1
         return True
 
-    def _compose(self, records: list[Record]) -> tuple[str, bytes, list[Record]]:
-        """The first record's message: a state as is, or a run of readings of one boot as one batch."""
+    def _compose(self, records: list[Record]) -> tuple[str, bytes]:
         first = records[0]
         if first.kind != "telemetry":
-            return first.kind, first.body, [first]
-        batch = [first]
-        for r in records[1:]:
-            if r.kind != "telemetry" or r.boot != first.boot:
-                break
-            batch.append(r)
+            return first.kind, first.body
         message = _TelemetryOut(
             v=schema.SCHEMA_VERSION,
             site=self._site,
             device=self._device,
             boot=first.boot,
-            readings=[msgspec.Raw(r.body) for r in batch],
+            readings=[msgspec.Raw(r.body) for r in records],
             model=self.model_version,
         )
-        return "telemetry", schema.encode(message), batch
+        return "telemetry", schema.encode(message)  # type: ignore[arg-type]

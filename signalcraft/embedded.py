@@ -94,7 +94,12 @@ def _spawn_broker(kind: str, port: int, workdir: Path) -> subprocess.Popen:
         conf = workdir / "mosquitto.conf"
         template = (deploy_dir() / "mosquitto" / "dev.conf").read_text()
         common = (deploy_dir() / "mosquitto" / "signalcraft.conf").read_text()
-        conf.write_text(template.replace("@PORT@", str(port)).replace("@DIR@", str(workdir)) + "\n" + common)
+        text = template.replace("@PORT@", str(port)).replace("@DIR@", str(workdir)) + "\n" + common
+        if os.geteuid() == 0:
+            # Started as root, mosquitto drops to the "mosquitto" user and then cannot write its
+            # persistence file into our folder; the embedded broker runs as whoever started it.
+            text += "\nuser root\n"
+        conf.write_text(text)
         cmd = [shutil.which("mosquitto") or "mosquitto", "-c", str(conf)]
     elif kind == "amqtt":
         conf = workdir / "amqtt.yaml"

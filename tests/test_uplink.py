@@ -63,11 +63,11 @@ def _produce(buf: Buffer, boot: str, seqs: range) -> None:
         buf.add("telemetry", boot, schema.encode(reading))
 
 
-def _wait(predicate, timeout: float = 20.0) -> None:
+def _wait(predicate, timeout: float = 20.0, what=None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
+            raise AssertionError(f"condition not reached in time {what() if what else ''}")
         time.sleep(0.05)
 
 
@@ -112,7 +112,9 @@ def test_outage_loses_nothing(tmp_path: Path) -> None:
         assert buf.count == 70  # nothing acknowledged while the broker is down, so nothing deleted
         b.resume()
         _wait(lambda: buf.count == 0, timeout=40)
-        _wait(lambda: set(range(120)) <= set(sub.seqs), timeout=20)
+        _wait(
+            lambda: set(range(120)) <= set(sub.seqs), timeout=20, what=lambda: set(range(120)) - set(sub.seqs)
+        )
     finally:
         up.stop()
         sub.close()
