@@ -9,6 +9,8 @@
     [database]
     url = "postgresql://collector@db.example/signalcraft"   # required (SIGNALCRAFT_DATABASE_URL)
     pool_size = 10
+    owner_url = ""            # migrations and partition upkeep as the schema owner (default: url)
+    runtime_role = ""         # role that migrations grant ingest privileges to (no DDL)
 
     [redis]
     url = ""                                  # optional (SIGNALCRAFT_REDIS_URL): SSE fan-out across processes
@@ -21,6 +23,11 @@
     batch_size = 500          # messages per database transaction
     flush_interval = "200ms"  # longest a message waits for its batch to fill
     queue_size = 2000         # messages between the MQTT thread and the writer (backpressure beyond)
+    device_rate_limit = 20.0  # messages per second per device beyond which a runaway agent is refused
+    device_burst = 200        # messages a device may send at once before the limit applies
+
+    [storage]
+    retention = "400d"        # optional: `maintain` drops time partitions entirely older than this
 
     [alerts]
     offline_after = "5m"      # no data for this long opens an "offline" alert
@@ -59,9 +66,16 @@ class MqttSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     session_expiry: timedelta = timedelta(days=1)
 
 
+RoleName = Annotated[str, Meta(pattern=r"^([a-z_][a-z0-9_]{0,62})?$")]
+
+
 class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: str
     pool_size: Annotated[int, Meta(ge=2, le=200)] = 10
+    # Least privilege: `url` may be a role without DDL rights; migrations and partition upkeep then
+    # connect with `owner_url`, and grant `runtime_role` what ingest needs.
+    owner_url: str = ""
+    runtime_role: RoleName = ""
 
 
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -77,6 +91,13 @@ class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500
     flush_interval: timedelta = timedelta(milliseconds=200)
     queue_size: Annotated[int, Meta(ge=1, le=65_535)] = 2000
+    # Per-device token bucket against a runaway agent (0 turns it off); see cloud_collector.ratelimit.
+    device_rate_limit: Annotated[float, Meta(ge=0)] = 20.0
+    device_burst: Annotated[int, Meta(ge=1)] = 200
+
+
+class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    retention: timedelta | None = None  # None keeps everything
 
 
 class AlertSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -90,6 +111,7 @@ class CollectorSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
 
 
 _REQUIRED_TABLES = ("mqtt", "database")
@@ -116,6 +138,11 @@ def validate(settings: CollectorSettings, sources: dict[str, str] | None = None)
     common_settings.check_scheme(
         "database.url", settings.database.url, ("postgresql", "postgres"), sources.get("database.url")
     )
+    if settings.database.owner_url:
+        common_settings.check_scheme(
+            "database.owner_url", settings.database.owner_url, ("postgresql", "postgres"),
+            sources.get("database.owner_url"),
+        )
     if settings.redis.url:
         common_settings.check_scheme(
             "redis.url", settings.redis.url, ("redis", "rediss", "unix"), sources.get("redis.url")
@@ -123,6 +150,8 @@ def validate(settings: CollectorSettings, sources: dict[str, str] | None = None)
     _positive("ingest.flush_interval", settings.ingest.flush_interval, sources)
     _positive("alerts.offline_after", settings.alerts.offline_after, sources)
     _positive("mqtt.session_expiry", settings.mqtt.session_expiry, sources)
+    if settings.storage.retention is not None:
+        _positive("storage.retention", settings.storage.retention, sources)
     if settings.mqtt.session_expiry > timedelta(seconds=0xFFFFFFFE):
         raise ConfigError("mqtt.session_expiry", "longer than MQTT allows (about 136 years)")
 

@@ -25,13 +25,15 @@ import asyncpg
 import msgspec
 
 from cloud_collector import alerts, store
+from cloud_collector.cache import LatestCache
 from cloud_collector.config import IngestSettings
 from cloud_collector.errors import StorageError, storage_errors
 from cloud_collector.events import EventBus
 from cloud_collector.metrics import Metrics
-from cloud_collector.mqtt_consumer import Inbound, MqttConsumer, _Stop
+from cloud_collector.mqtt_consumer import Inbound, MqttConsumer
+from cloud_collector.ratelimit import DeviceRateLimit
 from common.errors import SchemaError
-from common.schema import decode
+from common.schema import Telemetry, decode
 from common.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ MAX_BACKOFF = 30.0
 class Parsed:
     accepted: list[tuple[Inbound, store.Received]] = field(default_factory=list)
     rejected: list[tuple[Inbound, store.DeadLetter]] = field(default_factory=list)
+    limited: int = 0  # of the rejected, refused by the per-device rate limit
 
 
 class DeviceStateEvent(msgspec.Struct, kw_only=True):
@@ -55,12 +58,27 @@ class DeviceStateEvent(msgspec.Struct, kw_only=True):
     reason: str
 
 
+_TOPICS: dict[str, Topic] = {}
+_TOPIC_CACHE_SIZE = 200_000  # a fleet's topics; cleared (not evicted one by one) when full
+
+
+def _parse_topic(name: str) -> Topic:
+    # Parsing checks every name against its pattern; a fleet publishes on the same topics all day.
+    topic = _TOPICS.get(name)
+    if topic is None:
+        try:
+            topic = Topic.parse(name)
+        except ValueError as exc:
+            raise SchemaError(f"bad topic: {exc}") from None
+        if len(_TOPICS) >= _TOPIC_CACHE_SIZE:
+            _TOPICS.clear()
+        _TOPICS[name] = topic
+    return topic
+
+
 def validate(item: Inbound) -> store.Received:
     """The message, or :class:`SchemaError` with the precise reason it is refused."""
-    try:
-        topic = Topic.parse(item.topic)
-    except ValueError as exc:
-        raise SchemaError(f"bad topic: {exc}") from None
+    topic = _parse_topic(item.topic)
     message = decode(topic.kind, item.payload)
     if (message.site, message.device) != (topic.site, topic.device):
         raise SchemaError(
@@ -70,11 +88,15 @@ def validate(item: Inbound) -> store.Received:
     return store.Received(message, _utc(item.received_at))
 
 
-def parse(batch: list[Inbound]) -> Parsed:
+def parse(batch: list[Inbound], limit: DeviceRateLimit | None = None) -> Parsed:
     out = Parsed()
     for item in batch:
         try:
-            out.accepted.append((item, validate(item)))
+            received = validate(item)
+            if limit is not None and not limit.allow(received.message.device):
+                out.limited += 1
+                raise SchemaError(limit.reason(received.message.device))
+            out.accepted.append((item, received))
         except SchemaError as exc:
             log.warning("dead letter from %s: %s", item.topic, exc.reason)
             out.rejected.append((item, _dead_letter(item, exc.reason)))
@@ -82,11 +104,13 @@ def parse(batch: list[Inbound]) -> Parsed:
 
 
 class Writer:
-    """Takes messages from the consumer until it hands over its STOP sentinel; see the module docstring."""
+    """Takes messages from the consumer until it is paused and drained; see the module docstring."""
 
     def __init__(self, consumer: MqttConsumer, pool: asyncpg.Pool, bus: EventBus, metrics: Metrics,
-                 settings: IngestSettings) -> None:
+                 settings: IngestSettings, cache: LatestCache | None = None) -> None:
         self._consumer = consumer
+        self._cache = cache
+        self._limit = DeviceRateLimit(settings.device_rate_limit, settings.device_burst)
         self._pool = pool
         self._bus = bus
         self._metrics = metrics
@@ -101,29 +125,29 @@ class Writer:
                 await self._flush_until_stored(batch)
 
     async def _collect(self) -> tuple[list[Inbound], bool]:
-        first = await self._consumer.get()
-        if isinstance(first, _Stop):
-            return [], True
-        batch = [first]
-        deadline = time.monotonic() + self._flush_interval
-        while len(batch) < self._batch_size:
-            item = self._consumer.get_nowait()
-            if item is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._consumer.get(), remaining)
-                except TimeoutError:
-                    break
-            if isinstance(item, _Stop):
-                return batch, True
-            batch.append(item)
-        return batch, False
+        """A batch: ``batch_size`` messages, or what arrived within ``flush_interval`` of the first."""
+        consumer = self._consumer
+        batch: list[Inbound] = []
+        deadline = 0.0
+        while True:
+            batch += consumer.take(self._batch_size - len(batch))
+            if len(batch) >= self._batch_size:
+                return batch, False
+            if consumer.paused:
+                return batch, True  # what is waiting was taken: drain it, then stop
+            if not batch:
+                await consumer.wait(None)
+                continue
+            if not deadline:
+                deadline = time.monotonic() + self._flush_interval
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return batch, False
+            await consumer.wait(remaining)
 
     async def _flush_until_stored(self, batch: list[Inbound]) -> None:
         delay = 0.5
-        parsed = parse(batch)
+        parsed = parse(batch, self._limit)
         while True:
             try:
                 await self._flush(parsed)
@@ -144,12 +168,16 @@ class Writer:
                 raise
             log.warning("database refused a batch (%s); storing its messages one by one", exc)
             saved, changes = await self._commit_one_by_one(parsed)
+        committed = time.time()
         await self._publish(saved, changes)
         for item, _ in parsed.accepted:
             self._consumer.ack(item)
         for item, _ in parsed.rejected:
             self._consumer.ack(item)
-        self._count(parsed, saved, changes)
+        self._count(parsed, saved, changes, committed)
+        cached = [received for _, received in parsed.accepted]
+        if self._cache is not None and cached and not await self._cache.update(cached):
+            self._metrics.cache_errors += 1
 
     async def _commit(
         self, accepted: list[tuple[Inbound, store.Received]], letters: list[store.DeadLetter]
@@ -189,9 +217,15 @@ class Writer:
         for change in changes:
             await self._bus.emit(change.event, change.alert)
 
-    def _count(self, parsed: Parsed, saved: store.Saved, changes: list[alerts.AlertChange]) -> None:
+    def _count(self, parsed: Parsed, saved: store.Saved, changes: list[alerts.AlertChange],
+               committed: float) -> None:
         m = self._metrics
         m.batches += 1
+        m.acked += len(parsed.accepted) + len(parsed.rejected)
+        for _, received in parsed.accepted:
+            msg = received.message
+            if isinstance(msg, Telemetry):
+                m.commit_lag.observe(committed - msg.readings[-1].ts.timestamp())
         for item, _ in parsed.accepted + parsed.rejected:
             m.received[_kind(item.topic)] += 1
         for item, _ in parsed.accepted:
@@ -199,6 +233,7 @@ class Writer:
         m.readings_stored += saved.readings_stored
         m.duplicates += saved.readings_duplicate + saved.states_duplicate
         m.dead_letters += len(parsed.rejected)
+        m.rate_limited += parsed.limited
         for change in changes:
             m.alerts[change.event] += 1
 

@@ -5,6 +5,12 @@ collectors starting at once queue up behind the first one instead of racing to c
 each file runs in its own transaction together with its row in ``schema_migrations`` (version, name,
 sha256 checksum, applied_at), so a failure leaves the database at the previous version. An applied file
 that was edited afterwards is refused: the checksum no longer matches what the database ran.
+
+Least privilege: migrations run as the schema owner (``database.owner_url``). With
+``database.runtime_role`` set, every run ends by granting that role exactly what ingest and the API need -
+reading and writing rows, using sequences - and nothing else: it cannot create, alter or drop tables.
+Creating and dropping partitions is the owner's job too (``signalcraft-collector maintain``), so the
+first monthly partitions are created here. See ``deploy/postgres/roles.sql``.
 """
 
 from __future__ import annotations
@@ -94,15 +100,25 @@ async def require_head(conn: asyncpg.Connection) -> None:
         raise NotMigrated([mig.label for mig in missing])
 
 
-async def migrate(dsn: str) -> list[Migration]:
-    """Bring the database at ``dsn`` to head; return the migrations this call applied (maybe none)."""
+async def migrate(dsn: str, runtime_role: str = "") -> list[Migration]:
+    """Bring the database at ``dsn`` to head; return the migrations this call applied (maybe none).
+
+    Also creates the monthly partitions around today and, when ``runtime_role`` is given, grants it the
+    privileges of a running collector (idempotent; repeated on every run so new tables are covered).
+    """
+    from cloud_collector import partitions  # imported here: partitions needs the schema this creates
+
     with storage_errors("connecting for migrations"):
         conn = await asyncpg.connect(dsn)
     try:
         with storage_errors("waiting for the migration lock"):
             await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
         try:
-            return await _apply_pending(conn)
+            ran = await _apply_pending(conn)
+            await partitions.ensure(conn)
+            if runtime_role:
+                await grant_runtime(conn, runtime_role)
+            return ran
         finally:
             with storage_errors("releasing the migration lock"):
                 await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
@@ -140,3 +156,23 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[Migration]:
             raise MigrationError(str(exc)) from exc
         ran.append(mig)
     return ran
+
+
+_GRANTS = """
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM {role};
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role};
+"""
+
+
+async def grant_runtime(conn: asyncpg.Connection, role: str) -> None:
+    """Grant ``role`` row access to every table (no DDL: it owns nothing and may not create in public)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise MigrationError(f"invalid database.runtime_role {role!r}")
+    with storage_errors(f"granting privileges to {role}"):
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role):
+            raise MigrationError(
+                f"database.runtime_role {role!r} does not exist; create it first (deploy/postgres/roles.sql)"
+            )
+        await conn.execute(_GRANTS.format(role=f'"{role}"'))

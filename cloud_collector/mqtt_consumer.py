@@ -18,12 +18,18 @@ Protocol
     out. Once a broker has answered in v5 we never fall back.
 
 Backpressure
-    The thread hands messages over through a queue bounded by a semaphore of ``queue_size`` slots. When the
-    writer falls behind (a slow or unreachable database) the network thread *blocks* in ``on_message``
-    instead of dropping: it stops reading the socket, TCP pushes back on the broker, and the broker keeps
-    the messages in our session. Under v5 the broker is also told ``Receive Maximum = queue_size`` so it
-    rarely gets that far. A blocked thread also stops sending keep-alives; if the broker then drops the
-    connection, paho reconnects and the unacknowledged messages are redelivered (and deduplicated).
+    The thread hands messages over through a deque bounded by a semaphore of ``queue_size`` slots. When
+    the writer falls behind (a slow or unreachable database) the network thread *blocks* in
+    ``on_message`` instead of dropping: it stops reading the socket, TCP pushes back on the broker, and
+    the broker keeps the messages in our session. Under v5 the broker is also told
+    ``Receive Maximum = queue_size`` so it rarely gets that far. A blocked thread also stops sending
+    keep-alives; if the broker then drops the connection, paho reconnects and the unacknowledged messages
+    are redelivered (and deduplicated).
+
+Hand-over cost
+    The network thread wakes the event loop only when the writer is actually waiting, not once per
+    message: a thread-safe wake-up is a system call, and at 10k messages/s per-message wake-ups cost more
+    CPU (under the GIL, shared with paho) than validating the messages. The writer takes whole batches.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -67,13 +74,6 @@ class Inbound:
     client_id: str | None = None  # only when a v5 publisher sends it as a user property
 
 
-class _Stop:
-    """Queue sentinel: the writer drains what came before it, then exits."""
-
-
-STOP = _Stop()
-
-
 class MqttConsumer:
     """Connects, subscribes, and hands each message to the asyncio loop; :meth:`ack` after commit."""
 
@@ -82,7 +82,9 @@ class MqttConsumer:
         self._address = BrokerAddress.parse(settings.url)
         self._queue_size = queue_size
         self._slots = threading.BoundedSemaphore(queue_size)
-        self._queue: asyncio.Queue[Inbound | _Stop] = asyncio.Queue()
+        self._pending: deque[Inbound] = deque()
+        self._wake_lock = threading.Lock()
+        self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._protocol = mqtt.MQTTv5
@@ -103,7 +105,7 @@ class MqttConsumer:
     @property
     def depth(self) -> int:
         """Messages waiting between the network thread and the writer."""
-        return self._queue.qsize()
+        return len(self._pending)
 
     async def start(self, wait: float = 10.0) -> None:
         """Start connecting; return once subscribed or after ``wait`` s (paho keeps retrying)."""
@@ -121,7 +123,11 @@ class MqttConsumer:
     def pause(self) -> None:
         """Stop handing messages over (shutdown); what arrives from now on stays unacknowledged."""
         self._closing = True
-        self._queue.put_nowait(STOP)
+        self._wake()
+
+    @property
+    def paused(self) -> bool:
+        return self._closing
 
     async def stop(self) -> None:
         """Disconnect cleanly: PUBACKs already queued by :meth:`ack` go out before the DISCONNECT."""
@@ -134,20 +140,39 @@ class MqttConsumer:
 
     # -- hand-over (event loop thread) -------------------------------------------------------------------
 
-    async def get(self) -> Inbound | _Stop:
-        item = await self._queue.get()
-        if isinstance(item, Inbound):
-            self._slots.release()
-        return item
+    def take(self, limit: int) -> list[Inbound]:
+        """Up to ``limit`` messages that are waiting, without blocking; frees their queue slots."""
+        pending = self._pending
+        n = min(limit, len(pending))
+        batch = [pending.popleft() for _ in range(n)]
+        if n:
+            self._slots.release(n)
+        return batch
 
-    def get_nowait(self) -> Inbound | _Stop | None:
+    async def wait(self, timeout: float | None) -> None:
+        """Until a message is waiting, :meth:`pause` was called, or ``timeout`` s passed."""
+        if self._pending or self._closing:
+            return
+        assert self._loop is not None
+        waiter = self._loop.create_future()
+        with self._wake_lock:
+            if self._pending:  # arrived between the check above and taking the lock
+                return
+            self._waiter = waiter
         try:
-            item = self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
-        if isinstance(item, Inbound):
-            self._slots.release()
-        return item
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._wake_lock:
+                self._waiter = None
+
+    def _wake(self) -> None:
+        """Any thread: resolve the writer's wait, if it is waiting (one wake-up per wait, not per message)."""
+        with self._wake_lock:
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._call_in_loop(_resolve, waiter)
 
     def ack(self, message: Inbound) -> None:
         """Acknowledge a committed message to the broker (no-op for QoS0 or a stale connection)."""
@@ -271,12 +296,18 @@ class MqttConsumer:
         if self._closing:
             self._slots.release()
             return
-        self._call_in_loop(self._queue.put_nowait, item)
+        self._pending.append(item)
+        self._wake()  # after the append, under the lock: a writer about to wait sees one or the other
 
     def _call_in_loop(self, fn, *args) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _client_id(msg: mqtt.MQTTMessage) -> str | None:

@@ -1,9 +1,9 @@
 """The collector's moving parts, opened and closed by aiohttp's ``cleanup_ctx`` in this order:
 
-    database   (migrate when asked, refuse to run behind head, asyncpg pool, reading partitions)
+    database   (migrate when asked, refuse to run behind head, asyncpg pool, partitions when owner)
     events     (in-process hub, Redis relay when ``redis.url`` is set)
-    ingest     (MQTT consumer + writer task)
-    timers     (offline rule, partitions ahead)
+    ingest     (MQTT consumer + writer task, latest-state cache when ``redis.url`` is set)
+    timers     (offline rule, rollups, loss gauge, partitions ahead when owner)
 
 and closed in reverse: timers stop, the consumer stops handing over messages, the writer drains what it
 holds (commit, then PUBACK), the MQTT session is closed cleanly, then events and the pool.
@@ -21,7 +21,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from cloud_collector import alerts, migrate, partitions
+from cloud_collector import alerts, migrate, partitions, rollups, stats
+from cloud_collector.cache import LatestCache
 from cloud_collector.config import CollectorSettings
 from cloud_collector.errors import NotMigrated, StorageError, storage_errors
 from cloud_collector.events import EventBus, EventHub
@@ -37,15 +38,19 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 BUS = web.AppKey("bus", EventBus)
 METRICS = web.AppKey("metrics", Metrics)
 CONSUMER = web.AppKey("consumer", MqttConsumer)
+OWNER = web.AppKey("owner", bool)  # the collector's role owns the schema (may create partitions)
 
 DRAIN_TIMEOUT = 15.0  # on shutdown, how long the writer may take to commit what it holds
 PARTITION_EVERY = timedelta(hours=1)
+ROLLUP_EVERY = 5.0  # seconds: how stale the 1-minute rollups may be
+LOSS_EVERY = 30.0  # seconds between refreshes of the fleet's missing-readings gauge
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if app[MIGRATE]:
-        applied = await migrate.migrate(settings.database.url)
+        db = settings.database
+        applied = await migrate.migrate(db.owner_url or db.url, db.runtime_role)
         log.info("database migrated (%d applied)", len(applied))
     with storage_errors("connecting to the database"):
         pool = await asyncpg.create_pool(
@@ -54,7 +59,12 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         async with pool.acquire() as conn:
             await migrate.require_head(conn)
-            await partitions.ensure(conn)
+            app[OWNER] = await partitions.can_manage(conn)
+            if app[OWNER]:
+                await partitions.ensure(conn)
+            elif await partitions.months_ahead(conn) < 1:
+                log.warning("no partition for next month yet: run `signalcraft-collector maintain` as the "
+                            "schema owner (until then new rows go to the default partitions)")
         app[POOL] = pool
         yield
     finally:
@@ -78,7 +88,9 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
 async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     consumer = MqttConsumer(settings.mqtt, settings.ingest.queue_size)
-    writer = Writer(consumer, app[POOL], app[BUS], app[METRICS], settings.ingest)
+    redis = aioredis.Redis.from_url(settings.redis.url) if settings.redis.url else None
+    cache = LatestCache(redis) if redis is not None else None
+    writer = Writer(consumer, app[POOL], app[BUS], app[METRICS], settings.ingest, cache)
     task = asyncio.create_task(_supervise("writer", writer.run), name="ingest-writer")
     app[CONSUMER] = consumer
     await consumer.start()
@@ -95,6 +107,8 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await consumer.stop()
+        if redis is not None:
+            await redis.aclose()
 
 
 async def timers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -103,9 +117,12 @@ async def timers_ctx(app: web.Application) -> AsyncIterator[None]:
     every = min(max(offline_after.total_seconds() / 4, 0.1), 30.0)
     tasks = [
         asyncio.create_task(_every(every, lambda: _check_offline(app, offline_after)), name="offline-rule"),
-        asyncio.create_task(_every(PARTITION_EVERY.total_seconds(), lambda: _ensure_partitions(app)),
-                            name="partitions"),
+        asyncio.create_task(_every(ROLLUP_EVERY, lambda: _rollups(app)), name="rollups"),
+        asyncio.create_task(_every(LOSS_EVERY, lambda: _loss(app)), name="loss-gauge"),
     ]
+    if app[OWNER]:
+        tasks.append(asyncio.create_task(
+            _every(PARTITION_EVERY.total_seconds(), lambda: _ensure_partitions(app)), name="partitions"))
     try:
         yield
     finally:
@@ -123,6 +140,16 @@ async def _check_offline(app: web.Application, offline_after: timedelta) -> None
     for change in changes:
         app[METRICS].alerts[change.event] += 1
         await app[BUS].emit(change.event, change.alert)
+
+
+async def _rollups(app: web.Application) -> None:
+    async with app[POOL].acquire() as conn:
+        await rollups.catch_up(conn)
+
+
+async def _loss(app: web.Application) -> None:
+    async with app[POOL].acquire() as conn:
+        app[METRICS].readings_missing = await stats.missing_total(conn)
 
 
 async def _ensure_partitions(app: web.Application) -> None:

@@ -28,12 +28,29 @@ READING_COLUMNS = ("device", "boot", "seq", "ts", "received_at", "values", "miss
 STATE_COLUMNS = ("device", "boot", "seq", "ts", "received_at", "state", "previous", "score", "model",
                  "reason", "contributors")
 
+# One statement: insert, then from exactly the rows inserted (never the duplicates) update the per-boot
+# loss accounting and mark the rollup minutes to recompute. Both upserts go in (device, …) order, the same
+# order in every collector, so concurrent batches queue on a row instead of deadlocking.
 _MOVE_READINGS = """
 WITH ins AS (
     INSERT INTO readings (device, boot, seq, ts, received_at, "values", missing, score, state, model)
     SELECT device, boot, seq, ts, received_at, "values", missing, score, state, model FROM staging_readings
     ON CONFLICT (device, boot, seq, ts) DO NOTHING
-    RETURNING device
+    RETURNING device, boot, seq, ts
+), boots AS (
+    INSERT INTO device_boots AS b (device, boot, first_seq, last_seq, stored, first_ts, last_ts)
+    SELECT device, boot, min(seq), max(seq), count(*), min(ts), max(ts) FROM ins
+    GROUP BY device, boot ORDER BY device, boot
+    ON CONFLICT (device, boot) DO UPDATE SET
+        first_seq = least(b.first_seq, EXCLUDED.first_seq),
+        last_seq = greatest(b.last_seq, EXCLUDED.last_seq),
+        stored = b.stored + EXCLUDED.stored,
+        first_ts = least(b.first_ts, EXCLUDED.first_ts),
+        last_ts = greatest(b.last_ts, EXCLUDED.last_ts)
+), dirty AS (
+    INSERT INTO rollup_dirty AS r (device, bucket)
+    SELECT DISTINCT device, date_bin('1 minute', ts, '2000-01-01 00:00+00') FROM ins ORDER BY 1, 2
+    ON CONFLICT (device, bucket) DO UPDATE SET marked_at = now()
 )
 SELECT device, count(*) AS stored FROM ins GROUP BY device
 """
@@ -42,7 +59,7 @@ _MOVE_STATES = """
 INSERT INTO states (device, boot, seq, ts, received_at, state, previous, score, model, reason, contributors)
 SELECT device, boot, seq, ts, received_at, state, previous, score, model, reason, contributors
 FROM staging_states
-ON CONFLICT (device, boot, seq) DO NOTHING
+ON CONFLICT (device, boot, seq, ts) DO NOTHING
 RETURNING device, boot, seq
 """
 
