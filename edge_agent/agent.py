@@ -27,6 +27,7 @@ from edge_agent.metrics import MetricsServer
 from edge_agent.sources.modbus import config as modbus_config
 from edge_agent.sources.modbus.bus import Bus
 from edge_agent.sources.modbus.source import SlaveSource
+from edge_agent.sources.waveform import reader as waveform
 from edge_agent.uplink import Uplink
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ class Agent:
         # Before any I/O: a bad profile stops us here. One bus thread per serial port / TCP endpoint.
         self.buses: list[Bus] = modbus_config.build(settings)
         self.sources: list[SlaveSource] = [s for bus in self.buses for s in bus.slaves]
+        self.waveforms = [
+            waveform.WaveformSource(w.name, w.port, w.baud, w.window.total_seconds(), w.max_windows)
+            for w in settings.waveform
+        ]
         self._buses_started = False
         state_dir = settings.state_path
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +109,8 @@ class Agent:
         self._buses_started = True
         for bus in self.buses:
             bus.start()
+        for wave in self.waveforms:
+            wave.start()
         deadline = time.monotonic() + self.settings.agent.poll_interval.total_seconds()
         for bus in self.buses:
             bus.wait_first_round(max(0.0, deadline - time.monotonic()))
@@ -116,6 +123,8 @@ class Agent:
             result = source.read()
             values.update(result.values)
             missing.extend(result.missing)
+        # Waveform windows go to the analytics when they have a hook for them (observe_waveform).
+        waveform.deliver(self.waveforms, self.analytics)
         now = datetime.now(UTC)
         verdict = self.analytics.observe(now, values, missing)
         reading = schema.Reading(
@@ -134,6 +143,7 @@ class Agent:
             self._emit_state(now, verdict)
         self.uplink.model_version = verdict.model_version
         self.uplink.sources = {s.name: s.status.describe() for s in self.sources}
+        self.uplink.sources.update({w.name: w.status_dict()["detail"] for w in self.waveforms})
         self.uplink.notify()
         self.snapshot = Snapshot(
             ts=now.isoformat(),
@@ -217,6 +227,8 @@ class Agent:
         self.uplink.stop()
         for bus in self.buses:
             bus.stop()
+        for wave in self.waveforms:
+            wave.stop()
         if self._control is not None:
             self._control.stop()
         if self._metrics is not None:
@@ -240,6 +252,7 @@ class Agent:
                 s.name: {"port": bus.name, **s.status_dict()} for bus in self.buses for s in bus.slaves
             },
             "buses": {bus.name: bus.status_dict() for bus in self.buses},
+            "waveform": {w.name: w.status_dict() for w in self.waveforms},
             "last": asdict(self.snapshot),
             "calibration": {"done": done, "needed": needed},
             "loop": asdict(self.health),
