@@ -96,3 +96,11 @@ def redis_url(workdir: Path) -> tuple[str | None, subprocess.Popen | None, str]:
     )
     embedded.wait_for_port("127.0.0.1", port, proc=proc)
     return f"redis://127.0.0.1:{port}/0", proc, ""
+
+
+def with_user(url: str, user: str) -> str:
+    """The same server and database as ``url``, as another role (no password: the test server trusts)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
