@@ -83,6 +83,7 @@ class Uplink:
         self._inflight: list[tuple[mqtt.MQTTMessageInfo, list[int]]] = []  # in order of publishing
         self._inflight_ids: set[int] = set()
         self._rejected: dict[int, str] = {}  # message id -> broker's reason code
+        self._published: set[int] = set()  # message ids the broker acknowledged (network thread adds)
         self._epoch = 0  # bumped by every successful connect (network thread)
         self._seen_epoch = 0  # the last epoch the sender prepared for
         self._scheduler = ReplayScheduler(buffer, settings.mqtt.batch_max, settings.mqtt.replay_rate)
@@ -188,8 +189,11 @@ class Uplink:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Called under paho's own lock: only note the outcome; the sender thread does the buffer work.
+        # (MQTTMessageInfo.is_published() cannot be used: it raises for a message first queued while the
+        # connection was down, even after paho has sent it and the broker acknowledged it.)
         if reason_code.is_failure:
             self._rejected[mid] = str(reason_code)
+        self._published.add(mid)
         self._wake.set()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
@@ -254,10 +258,17 @@ class Uplink:
 
     def _reap(self) -> None:
         """Delete from the buffer what the broker acknowledged."""
-        done = [(info, ids) for info, ids in self._inflight if info.is_published()]
+        published = self._published
+        done = [(info, ids) for info, ids in self._inflight if info.mid in published]
         if not done:
             return
-        self._inflight = [entry for entry in self._inflight if not entry[0].is_published()]
+        self._inflight = [entry for entry in self._inflight if entry[0].mid not in published]
+        # Forget every acknowledged id but those still in flight (status messages and command answers
+        # are acknowledged too; message ids are reused after 65535).
+        still = {info.mid for info, _ in self._inflight}
+        for mid in list(published):  # in place: the network thread may be adding to it right now
+            if mid not in still:
+                published.discard(mid)
         acked: list[int] = []
         for info, ids in done:
             reason = self._rejected.pop(info.mid, None)
