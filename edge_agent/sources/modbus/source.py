@@ -82,6 +82,7 @@ class Group:
     interval: float  # seconds
     requests: list[planner.Request]
     next_due: float = 0.0  # monotonic
+    polls: int = 0  # polls of this group that went on the line (skipped back-off slots not counted)
 
 
 class SlaveSource:
@@ -192,6 +193,7 @@ class SlaveSource:
             read_any = True
             self._store(request, words)
         self.status.polls += 1
+        group.polls += 1
         self._account(read_any, error)
 
     def port_failed(self, error: PortError) -> None:
