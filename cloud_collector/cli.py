@@ -1,4 +1,4 @@
-"""``signalcraft-collector``: serve, migrate, stats.
+"""``signalcraft-collector``: serve, migrate, maintain, stats, doctor.
 
 Exit codes: 0 success, 1 the collector could not do its job (database or broker trouble, schema behind),
 2 a setting is missing or invalid (the message names it).
@@ -20,13 +20,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cloud_collector import doctor as doctor_checks
 from cloud_collector import migrate as migrations
-from cloud_collector import queries
-from cloud_collector.config import CollectorSettings, load_settings
+from cloud_collector import partitions
+from cloud_collector import stats as ingest_stats
+from cloud_collector.config import CollectorSettings, load_settings, validate
 from cloud_collector.errors import CollectorError, storage_errors
 from cloud_collector.service import run_collector
 from cloud_collector.views import Stats
 from common import logging as sc_logging
+from common import settings as sc_settings
 from common.errors import ConfigError
 
 app = typer.Typer(help="SignalCraft cloud collector: MQTT ingest, alerts, HTTP API.", no_args_is_help=True)
@@ -85,7 +88,8 @@ def migrate(config: Path | None = ConfigOption) -> None:
     settings = _settings(config)
 
     async def go() -> None:
-        ran = await migrations.migrate(settings.database.url)
+        db = settings.database
+        ran = await migrations.migrate(db.owner_url or db.url, db.runtime_role)
         for mig in ran:
             typer.echo(f"applied {mig.label}")
         typer.echo(f"database at head ({migrations.available()[-1].label})")
@@ -106,7 +110,7 @@ def stats(
             conn = await asyncpg.connect(settings.database.url)
         try:
             await migrations.require_head(conn)
-            return await queries.stats(conn)
+            return await ingest_stats.fleet_stats(conn)
         finally:
             await conn.close()
 
@@ -115,6 +119,67 @@ def stats(
         typer.echo(msgspec.json.encode(result).decode())
     else:
         _print_stats(result)
+
+
+@app.command()
+def maintain(config: Path | None = ConfigOption) -> None:
+    """Partition upkeep as the schema owner: create months ahead, drop those past storage.retention."""
+    settings = _settings(config)
+
+    async def go() -> None:
+        db = settings.database
+        with storage_errors("connecting to the database"):
+            conn = await asyncpg.connect(db.owner_url or db.url)
+        try:
+            await migrations.require_head(conn)
+            for name in await partitions.ensure(conn):
+                typer.echo(f"created {name}")
+            if settings.storage.retention is not None:
+                for name in await partitions.drop_expired(conn, settings.storage.retention):
+                    typer.echo(f"dropped {name}")
+        finally:
+            await conn.close()
+
+    _run(go())
+
+
+@app.command()
+def doctor(
+    config: Path | None = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    timeout: float = typer.Option(doctor_checks.TIMEOUT, "--timeout", help="seconds per network check"),
+) -> None:
+    """Check database, privileges, migrations, broker, ACL and Redis; name the cause and the fix."""
+    try:
+        loaded = sc_settings.load_with_sources(CollectorSettings, config)
+        validate(loaded.settings, loaded.sources)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    ctx = doctor_checks.Context(loaded.settings, loaded.sources, timeout)
+    report = _run(doctor_checks.run(ctx))
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_report(report: doctor_checks.Report) -> None:
+    console = Console()
+    for check in report.checks:
+        mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        if not check.ok:
+            console.print(f"      cause: {check.cause}", highlight=False)
+            console.print(f"      fix:   {check.fix}", highlight=False)
+    table = Table(title="effective settings and where each came from")
+    table.add_column("setting")
+    table.add_column("source")
+    for name, source in report.sources.items():
+        table.add_row(name, source)
+    console.print(table)
 
 
 def _print_stats(s: Stats) -> None:
