@@ -52,13 +52,13 @@ class LatestCache:
             msg = item.message
             k = key(msg.device)
             seen = _iso(item.received_at)
-            self._newer(keys=[k], args=["last_seen", seen, "site", msg.site], client=pipe)
+            await self._newer(keys=[k], args=["last_seen", seen, "site", msg.site], client=pipe)
             if isinstance(msg, Telemetry):
                 newest = max(msg.readings, key=lambda r: r.ts)
-                self._newer(keys=[k], args=["reading_at", _iso(newest.ts), "values",
+                await self._newer(keys=[k], args=["reading_at", _iso(newest.ts), "values",
                                             msgspec.json.encode(newest.values)], client=pipe)
             elif isinstance(msg, StateChange):
-                self._newer(keys=[k], args=["state_at", _iso(msg.ts), "state", msg.state.value,
+                await self._newer(keys=[k], args=["state_at", _iso(msg.ts), "state", msg.state.value,
                                             "score", "" if msg.score is None else repr(msg.score)],
                             client=pipe)
         try:
