@@ -24,6 +24,7 @@ from cloud_collector import doctor as doctor_checks
 from cloud_collector import migrate as migrations
 from cloud_collector import partitions
 from cloud_collector import stats as ingest_stats
+from cloud_collector.auth.cli import apikeys_app, users_app
 from cloud_collector.config import CollectorSettings, load_settings, validate
 from cloud_collector.errors import CollectorError, storage_errors
 from cloud_collector.service import run_collector
@@ -33,6 +34,8 @@ from common import settings as sc_settings
 from common.errors import ConfigError
 
 app = typer.Typer(help="SignalCraft cloud collector: MQTT ingest, alerts, HTTP API.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(apikeys_app, name="apikeys")
 log = logging.getLogger("cloud_collector")
 T = TypeVar("T")
 

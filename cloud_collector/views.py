@@ -28,6 +28,33 @@ class AlertView(msgspec.Struct, kw_only=True):
     acknowledged_at: datetime | None
     ack_comment: str | None
     details: dict[str, Any]
+    tenant_id: int | None = None
+    rule_id: int | None = None
+    labels: dict[str, str] = {}
+    suppressed: str | None = None  # why nobody was notified: inhibited, silenced
+    feedback: str | None = None  # the technician's verdict: confirmed_fault, false_alarm, maintenance
+
+
+class CommentView(msgspec.Struct, kw_only=True):
+    id: int
+    alert_id: int
+    author: str
+    at: datetime
+    body: str
+
+
+class FeedbackView(msgspec.Struct, kw_only=True):
+    alert_id: int
+    verdict: str
+    author: str
+    at: datetime
+    comment: str
+
+
+class AlertDetailView(msgspec.Struct, kw_only=True):
+    alert: AlertView
+    comments: list[CommentView]
+    feedback: FeedbackView | None
 
 
 class DeviceView(msgspec.Struct, kw_only=True):
@@ -44,6 +71,7 @@ class DeviceView(msgspec.Struct, kw_only=True):
     last_reading_at: datetime | None
     last_values: dict[str, float]
     active_alerts: int
+    type: str = ""  # what kind of machine (rules can target a type); set with PATCH /devices/{device}
 
 
 class ReadingView(msgspec.Struct, kw_only=True):
@@ -55,6 +83,28 @@ class ReadingView(msgspec.Struct, kw_only=True):
     missing: list[str]
     score: float | None
     state: str | None
+
+
+class BucketView(msgspec.Struct, kw_only=True):
+    """Readings averaged over one bucket (1 minute or 1 hour) starting at ``ts``."""
+
+    ts: datetime
+    count: int
+    values: dict[str, float]
+    score: float | None
+    max_score: float | None
+
+
+class StateView(msgspec.Struct, kw_only=True):
+    """One health transition as the edge reported it, with its explanation."""
+
+    ts: datetime
+    state: str
+    previous: str | None
+    score: float | None
+    model: str | None
+    reason: str
+    contributors: list[dict[str, Any]]
 
 
 class DeviceStats(msgspec.Struct, kw_only=True):
@@ -93,7 +143,8 @@ def _json(value: Any, default: Any) -> Any:
 def alert_from_row(row: Any) -> AlertView:
     data = dict(row)
     data["details"] = _json(data.get("details"), {})
-    return msgspec.convert({k: data[k] for k in AlertView.__struct_fields__}, AlertView)
+    data["labels"] = _json(data.get("labels"), {})
+    return msgspec.convert({k: data[k] for k in AlertView.__struct_fields__ if k in data}, AlertView)
 
 
 def device_from_row(row: Any) -> DeviceView:
@@ -113,7 +164,13 @@ def device_from_row(row: Any) -> DeviceView:
         last_reading_at=row["last_reading_at"],
         last_values=_json(row["last_values"], {}),
         active_alerts=active_alerts,
+        type=(row.get("device_type") if hasattr(row, "get") else None) or "",
     )
+
+
+def state_from_row(row: Any) -> StateView:
+    return StateView(ts=row["ts"], state=row["state"], previous=row["previous"], score=row["score"],
+                     model=row["model"], reason=row["reason"], contributors=_json(row["contributors"], []))
 
 
 def reading_from_row(row: Any) -> ReadingView:

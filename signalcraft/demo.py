@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -37,6 +38,7 @@ from simulator.faults import FaultSpec
 from simulator.modbus_slave import Fleet, start_fleet
 
 SITE = "demo-shop"
+DEMO_LOGIN = "admin@demo.signalcraft.local"
 # Which units develop which fault (by index); the others stay healthy.
 FAULT_PLAN = ("refrigerant_leak", "condenser_fouling", "bearing_wear", "short_cycling")
 
@@ -74,6 +76,8 @@ class Demo:
         self.plan = fault_plan(devices)
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.collector_config = self.workdir / "collector.toml"
+        self.password = secrets.token_urlsafe(12)  # a fresh one per run: no well-known demo password
+        self.api_key = ""
 
     # -- start / stop ----------------------------------------------------------------------------
 
@@ -102,7 +106,9 @@ class Demo:
             db_url = self.postgres.url
             say("  database    embedded PostgreSQL")
         self._start_collector(db_url)
+        self._create_access()
         say(f"  collector   {self.api}   [bold green]dashboard: {self.api}/[/]")
+        say(f"  login       {DEMO_LOGIN} / {self.password}   (an admin, made with `users add`)")
         faults = {
             i: [FaultSpec(kind, start_s=DEMO.fault_start_s, ramp_s=DEMO.fault_ramp_s)]
             for i, kind in self.plan.items()
@@ -151,6 +157,20 @@ class Demo:
                     return
             time.sleep(0.3)
         raise DemoError(f"the collector was not ready after 60 s; see {self.workdir / 'collector.log'}")
+
+    def _create_access(self) -> None:
+        """An admin for the dashboard and a viewer API key for this program, through the collector's CLI."""
+        env = {k: v for k, v in os.environ.items() if k != "SIGNALCRAFT_DATABASE_URL"}
+        config = ["--config", str(self.collector_config)]
+        collector = _bin("signalcraft-collector")
+        made = subprocess.run([collector, "users", "add", DEMO_LOGIN, "--role", "admin", "--password-stdin",
+                               *config], input=self.password + "\n", capture_output=True, text=True, env=env)
+        key = subprocess.run([collector, "apikeys", "create", "--role", "viewer", "--name", "demo", *config],
+                             capture_output=True, text=True, env=env)
+        for step in (made, key):
+            if step.returncode != 0:
+                raise DemoError(f"could not create the demo's access: {step.stderr.strip()}")
+        self.api_key = key.stdout.strip()
 
     def _start_agent(self, index: int, unit: Any) -> None:
         assert self.broker is not None
@@ -234,7 +254,8 @@ class Demo:
                 )
 
     def _table(self, elapsed: float, duration: float | None = None) -> Table:
-        devices = {d["device"]: d for d in (_get(f"{self.api}/api/v1/devices") or {}).get("devices", [])}
+        fleet = _get(f"{self.api}/api/v1/devices", key=self.api_key) or {}
+        devices = {d["device"]: d for d in fleet.get("devices", [])}
         left = f" — {max(0.0, duration - elapsed):.0f} s left" if duration else " — Ctrl-C to stop"
         t = Table(
             title=f"SignalCraft demo, {elapsed:.0f} s{left}   dashboard {self.api}/", title_justify="left"
@@ -267,7 +288,8 @@ class Demo:
         if stats.returncode != 0:
             raise DemoError(f"signalcraft-collector stats failed: {stats.stderr.strip()}")
         per_device = {d["device"]: d for d in json.loads(stats.stdout)["devices"]}
-        alerts = (_get(f"{self.api}/api/v1/alerts?status=all&limit=1000") or {}).get("alerts", [])
+        found = _get(f"{self.api}/api/v1/alerts?status=all&limit=1000", key=self.api_key) or {}
+        alerts = found.get("alerts", [])
         rows = []
         for agent in self.agents:
             mine = [a for a in alerts if a["device"] == agent.device]
@@ -335,9 +357,10 @@ def _bin(name: str) -> str:
     return found
 
 
-def _get(url: str, timeout: float = 2.0) -> Any:
+def _get(url: str, timeout: float = 2.0, key: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
             return json.loads(resp.read())
     except (OSError, urllib.error.URLError, ValueError):
         return None

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from cloud_collector import alerts
+from cloud_collector.alerting.rules import Target
 from cloud_collector.runtime import METRICS
 from cloud_collector.service import Collector
 from common.schema import HealthState, encode
@@ -105,13 +106,13 @@ async def test_fifty_concurrent_triggers_make_one_active_alert(broker, pg_url):
     try:
         async def race(i: int):
             async with pool.acquire() as conn, conn.transaction():
-                return await alerts.raise_alert(conn, "racer", site, "health", "warning",
+                return await alerts.raise_alert(conn, Target("racer", site, None, ""), "health", "warning",
                                                 datetime.now(UTC), {"i": i})
 
         changes = await asyncio.gather(*(race(i) for i in range(50)))
     finally:
         await pool.close()
-    assert sorted(c[0].event for c in changes).count("alert.created") == 1
+    assert sorted(c.event for c in changes).count("alert.created") == 1
     rows = await fetch(pg_url, "SELECT status, occurrences FROM alerts WHERE device = 'racer'")
     assert [(r["status"], r["occurrences"]) for r in rows] == [("active", 50)]
 

@@ -9,9 +9,11 @@ import aiohttp
 import pytest
 
 from cloud_collector.api import make_app
+from cloud_collector.events import id_key
 from cloud_collector.runtime import CONSUMER
 from cloud_collector.service import Collector
 from common.schema import HealthState
+from tests.auth_helpers import bearer, make_key
 from tests.collector_helpers import (
     T0,
     Publisher,
@@ -26,8 +28,9 @@ from tests.collector_helpers import (
 
 @pytest.fixture
 async def client(aiohttp_client, broker, pg_url):
+    key = await make_key(pg_url, "admin")
     app = make_app(settings_for(broker.url, pg_url), migrate=True)
-    c = await aiohttp_client(app)
+    c = await aiohttp_client(app, headers=bearer(key))
     await app[CONSUMER].wait_subscribed(10)
     return c
 
@@ -77,7 +80,7 @@ async def test_devices_readings_alerts_and_ack(client, publisher):
     assert [(a["rule"], a["status"]) for a in alerts] == [("health", "active")]
     assert alerts[0]["details"]["contributors"][0]["feature"] == "band_500_2000"
 
-    ack = {"by": "kim", "comment": "on it"}
+    ack = {"by": "kim", "comment": "on it"}  # an API key may say on whose behalf
     response = await client.post(f"/api/v1/alerts/{alerts[0]['id']}/ack", json=ack)
     assert response.status == 200
     acked = await response.json()
@@ -91,7 +94,7 @@ async def test_devices_readings_alerts_and_ack(client, publisher):
     ("GET", "/api/v1/devices/nobody/readings", 404, "no device"),
     ("GET", "/api/v1/alerts?status=maybe", 400, "status must be one of"),
     ("GET", "/api/v1/alerts?limit=zero", 400, "'limit' must be an integer"),
-    ("POST", "/api/v1/alerts/999/ack", 400, "expected JSON"),
+    ("POST", "/api/v1/alerts/999/ack", 400, "expected a JSON AckRequest"),
     ("GET", "/api/v1/nowhere", 404, ""),
     ("DELETE", "/api/v1/devices", 405, ""),
 ])
@@ -127,7 +130,8 @@ async def test_openapi_documents_every_route(client):
     }
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert served == documented
-    for ref in ("AlertView", "DeviceView", "ReadingView", "AckRequest", "ProblemDoc"):
+    for ref in ("AlertView", "DeviceView", "ReadingView", "AckRequest", "ProblemDoc", "Rule",
+                "SilenceRequest"):
         assert ref in doc["components"]["schemas"]
 
 
@@ -159,8 +163,10 @@ async def test_dashboard_is_served_without_external_resources(client):
 async def test_stream_over_a_real_socket_delivers_alert_created(broker, pg_url, publisher):
     """A real server and a real HTTP client: publish a WARNING, read ``event: alert.created`` from SSE."""
     site, device, boot = unique("site"), unique("dev"), boot_id()
+    key = await make_key(pg_url, "viewer")
     async with Collector(settings_for(broker.url, pg_url), migrate=True) as collector, \
-            aiohttp.ClientSession() as http, http.get(f"{collector.url}/api/v1/stream") as response:
+            aiohttp.ClientSession(headers=bearer(key)) as http, \
+            http.get(f"{collector.url}/api/v1/stream") as response:
         await collector.wait_subscribed()
         assert response.headers["Content-Type"].startswith("text/event-stream")
         publisher.send(state_change(site, device, boot, 1, HealthState.WARNING, previous=HealthState.HEALTHY))
@@ -168,7 +174,7 @@ async def test_stream_over_a_real_socket_delivers_alert_created(broker, pg_url, 
         last_id = events[-1]["id"]
         assert f'"device":"{device}"' in events[-1]["data"]
         assert [e["event"] for e in events] == ["device.state", "alert.created"]
-        assert int(events[1]["id"]) == int(events[0]["id"]) + 1
+        assert id_key(events[1]["id"]) > id_key(events[0]["id"])
 
         # A browser reconnecting with Last-Event-ID gets only what came after it.
         async with http.get(f"{collector.url}/api/v1/stream",

@@ -41,19 +41,21 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=5) as resp:
+def _get(url: str, key: str):
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())
 
 
 class SseReader(threading.Thread):
     """Reads /api/v1/stream and keeps every event it sees."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, key: str) -> None:
         super().__init__(daemon=True)
         self.events: list[tuple[str, dict]] = []
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.conn.request("GET", "/api/v1/stream", headers={"Accept": "text/event-stream"})
+        self.conn.request("GET", "/api/v1/stream",
+                          headers={"Accept": "text/event-stream", "Authorization": f"Bearer {key}"})
         self.resp = self.conn.getresponse()
         assert self.resp.status == 200
         assert self.resp.getheader("Content-Type", "").startswith("text/event-stream")
@@ -109,7 +111,10 @@ def test_fault_reaches_the_api_and_the_stream(broker: embedded.Broker, pg_url: s
     sse: SseReader | None = None
     try:
         embedded.wait_for_port("127.0.0.1", api_port, timeout=60, proc=collector)
-        sse = SseReader(api_port)
+        key = subprocess.run(
+            [str(BIN / "signalcraft-collector"), "apikeys", "create", "--role", "viewer", "--config",
+             str(tmp_path / "collector.toml")], capture_output=True, text=True, check=True).stdout.strip()
+        sse = SseReader(api_port, key)
         sse.start()
         for i, unit in enumerate(fleet.units):
             cfg = tmp_path / f"agent-{i}.toml"
@@ -125,7 +130,7 @@ def test_fault_reaches_the_api_and_the_stream(broker: embedded.Broker, pg_url: s
         alerts: list[dict] = []
         while time.monotonic() < deadline:
             assert collector.poll() is None, (tmp_path / "collector.log").read_text()[-3000:]
-            alerts = _get(f"http://127.0.0.1:{api_port}/api/v1/alerts?status=active")["alerts"]
+            alerts = _get(f"http://127.0.0.1:{api_port}/api/v1/alerts?status=active", key)["alerts"]
             if any(a["device"] == "unit-1" and a["rule"] == "health" for a in alerts):
                 break
             time.sleep(1.0)
@@ -135,10 +140,11 @@ def test_fault_reaches_the_api_and_the_stream(broker: embedded.Broker, pg_url: s
         alert = next(a for a in alerts if a["device"] == "unit-1")
         assert alert["site"] == "e2e"
         assert not any(a["device"] == "unit-0" for a in alerts), "the healthy unit raised an alert"
-        devices = {d["device"]: d for d in _get(f"http://127.0.0.1:{api_port}/api/v1/devices")["devices"]}
+        listed = _get(f"http://127.0.0.1:{api_port}/api/v1/devices", key)["devices"]
+        devices = {d["device"]: d for d in listed}
         assert devices["unit-1"]["state"] in ("WARNING", "ALARM")
         assert devices["unit-0"]["state"] == "HEALTHY"
-        readings = _get(f"http://127.0.0.1:{api_port}/api/v1/devices/unit-1/readings")["readings"]
+        readings = _get(f"http://127.0.0.1:{api_port}/api/v1/devices/unit-1/readings", key)["readings"]
         assert len(readings) >= DEMO.calibration_readings
         assert {"discharge_pressure", "cabinet_temp"} <= set(readings[-1]["values"])
 

@@ -1,30 +1,24 @@
-"""REST handlers: probes, devices, readings, alerts, acknowledgement, metrics."""
+"""REST handlers of the fleet: probes, metrics, devices, readings, health history.
+
+Alerts are in :mod:`.alert_handlers`, rules and silences in :mod:`.rule_handlers`, access and
+administration in :mod:`.admin_handlers` and :mod:`.auth_handlers`.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from cloud_collector import alerts, queries
+from cloud_collector import queries
+from cloud_collector.api.bodies import DevicePatch
+from cloud_collector.api.http import body, choice_param, conn, int_param, json_response, scope, time_param
 from cloud_collector.api.problems import BadRequest, NotFound
 from cloud_collector.errors import storage_errors
-from cloud_collector.runtime import BUS, CONSUMER, METRICS, POOL, readiness
+from cloud_collector.runtime import CONSUMER, METRICS, readiness
 
 DEFAULT_WINDOW = timedelta(hours=1)
-MAX_LIMIT = 10_000
-ALERT_STATUSES = ("active", "cleared", "all")
-
-
-class AckRequest(msgspec.Struct, forbid_unknown_fields=True):
-    by: str
-    comment: str = ""
-
-
-def json_response(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(payload), status=status, content_type="application/json")
+RESOLUTIONS = ("auto", "raw", "1m", "1h")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -38,110 +32,97 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready"})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    consumer = request.app.get(CONSUMER)
+    depth, connected = (consumer.depth, consumer.connected) if consumer else (0, False)
+    text = request.app[METRICS].render(depth, connected)
+    return web.Response(
+        text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "version=0.0.4"}
+    )
+
+
 async def list_devices(request: web.Request) -> web.Response:
-    async with _conn(request) as conn:
-        return json_response({"devices": await queries.devices(conn)})
+    async with conn(request) as c:
+        return json_response({"devices": await queries.devices(c, scope(request))})
 
 
 async def get_device(request: web.Request) -> web.Response:
     name = request.match_info["device"]
-    async with _conn(request) as conn:
-        found = await queries.device(conn, name)
+    async with conn(request) as c:
+        found = await queries.device(c, name, scope(request))
     if found is None:
         raise NotFound(f"no device {name!r}")
     return json_response(found)
 
 
-async def device_readings(request: web.Request) -> web.Response:
+async def patch_device(request: web.Request) -> web.Response:
+    """Set what kind of machine a device is, so rules for that type apply to it."""
     name = request.match_info["device"]
-    end = _time_param(request, "to") or datetime.now(UTC)
-    start = _time_param(request, "from") or end - DEFAULT_WINDOW
+    patch = await body(request, DevicePatch)
+    async with conn(request) as c:
+        if await queries.device(c, name, scope(request)) is None:
+            raise NotFound(f"no device {name!r}")
+        with storage_errors("setting a device type"):
+            await c.execute(
+                "INSERT INTO device_meta (device, type) VALUES ($1, $2) "
+                "ON CONFLICT (device) DO UPDATE SET type = EXCLUDED.type",
+                name,
+                patch.type.strip(),
+            )
+        return json_response(await queries.device(c, name, scope(request)))
+
+
+async def device_readings(request: web.Request) -> web.Response:
+    """Raw readings for short windows, 1-minute or 1-hour averages for long ones (``resolution=auto``)."""
+    name = request.match_info["device"]
+    start, end = _window(request)
+    limit = int_param(request, "limit", 1000)
+    resolution = choice_param(request, "resolution", RESOLUTIONS, "auto")
+    if resolution == "auto":
+        resolution = queries.auto_resolution(start, end)
+    async with conn(request) as c:
+        if await queries.device(c, name, scope(request)) is None:
+            raise NotFound(f"no device {name!r}")
+        if resolution == "raw":
+            rows = await queries.readings(c, name, start, end, limit)
+            return json_response(
+                {
+                    "device": name,
+                    "from": start,
+                    "to": end,
+                    "resolution": "raw",
+                    "readings": rows,
+                    "buckets": [],
+                }
+            )
+        buckets = await queries.buckets(c, name, start, end, resolution or "1m", limit)
+    return json_response(
+        {
+            "device": name,
+            "from": start,
+            "to": end,
+            "resolution": resolution,
+            "readings": [],
+            "buckets": buckets,
+        }
+    )
+
+
+async def device_states(request: web.Request) -> web.Response:
+    """The device's health transitions with the edge's explanation, newest first."""
+    name = request.match_info["device"]
+    start, end = _window(request, default=timedelta(days=7))
+    limit = int_param(request, "limit", 200)
+    async with conn(request) as c:
+        if await queries.device(c, name, scope(request)) is None:
+            raise NotFound(f"no device {name!r}")
+        rows = await queries.states(c, name, start, end, limit)
+    return json_response({"device": name, "states": rows})
+
+
+def _window(request: web.Request, default: timedelta = DEFAULT_WINDOW) -> tuple[datetime, datetime]:
+    end = time_param(request, "to") or datetime.now(UTC)
+    start = time_param(request, "from") or end - default
     if start >= end:
         raise BadRequest("'from' must be before 'to'")
-    limit = _int_param(request, "limit", 1000, 1, MAX_LIMIT)
-    async with _conn(request) as conn:
-        if await queries.device(conn, name) is None:
-            raise NotFound(f"no device {name!r}")
-        rows = await queries.readings(conn, name, start, end, limit)
-    return json_response({"device": name, "from": start, "to": end, "readings": rows})
-
-
-async def list_alerts(request: web.Request) -> web.Response:
-    status = request.query.get("status", "active")
-    if status not in ALERT_STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(ALERT_STATUSES)}, got {status!r}")
-    device = request.query.get("device") or None
-    limit = _int_param(request, "limit", 500, 1, MAX_LIMIT)
-    async with _conn(request) as conn:
-        rows = await queries.alerts(conn, None if status == "all" else status, device, limit)
-    return json_response({"alerts": rows})
-
-
-async def acknowledge_alert(request: web.Request) -> web.Response:
-    alert_id = _int_path(request, "id")
-    try:
-        body = msgspec.json.decode(await request.read(), type=AckRequest)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise BadRequest(f"expected JSON {{\"by\": str, \"comment\": str}}: {exc}") from None
-    if not body.by.strip():
-        raise BadRequest("'by' must name who acknowledges")
-    async with _conn(request) as conn:
-        change = await alerts.acknowledge(conn, alert_id, body.by.strip(), body.comment, datetime.now(UTC))
-    if change is None:
-        raise NotFound(f"no alert {alert_id}")
-    await request.app[BUS].emit(change.event, change.alert)
-    return json_response(change.alert)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    consumer = request.app.get(CONSUMER)
-    depth, connected = (consumer.depth, consumer.connected) if consumer else (0, False)
-    text = request.app[METRICS].render(depth, connected)
-    return web.Response(text=text, content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Format": "version=0.0.4"})
-
-
-class _conn:
-    """``async with _conn(request) as conn``: a pooled connection, with pool errors translated."""
-
-    def __init__(self, request: web.Request) -> None:
-        self._cm = request.app[POOL].acquire()
-
-    async def __aenter__(self):
-        with storage_errors("acquiring a database connection"):
-            return await self._cm.__aenter__()
-
-    async def __aexit__(self, *exc_info) -> None:
-        with storage_errors("releasing a database connection"):
-            await self._cm.__aexit__(*exc_info)
-
-
-def _time_param(request: web.Request, name: str) -> datetime | None:
-    text = request.query.get(name)
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name!r} is not an ISO 8601 time: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name!r} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name!r} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _int_path(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise NotFound(f"no alert {request.match_info[name]!r}") from None
+    return start, end

@@ -31,8 +31,9 @@ class Problem(Exception):
     status = 500
     title = "Internal Server Error"
 
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, detail: str = "", headers: dict[str, str] | None = None) -> None:
         self.detail = detail
+        self.headers = headers or {}
         super().__init__(detail or self.title)
 
 
@@ -41,9 +42,32 @@ class BadRequest(Problem):
     title = "Bad Request"
 
 
+class Unauthorized(Problem):
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail, {"WWW-Authenticate": 'Bearer realm="signalcraft"'})
+
+
+class Forbidden(Problem):
+    status = 403
+    title = "Forbidden"
+
+
 class NotFound(Problem):
     status = 404
     title = "Not Found"
+
+
+class Conflict(Problem):
+    status = 409
+    title = "Conflict"
+
+
+class TooManyRequests(Problem):
+    status = 429
+    title = "Too Many Requests"
 
 
 class ServiceUnavailable(Problem):
@@ -51,9 +75,13 @@ class ServiceUnavailable(Problem):
     title = "Service Unavailable"
 
 
-def render(request: web.Request, status: int, title: str, detail: str = "") -> web.Response:
+def render(
+    request: web.Request, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None
+) -> web.Response:
     doc = ProblemDoc(title=title, status=status, detail=detail, instance=request.path)
-    return web.Response(body=msgspec.json.encode(doc), status=status, content_type=CONTENT_TYPE)
+    return web.Response(
+        body=msgspec.json.encode(doc), status=status, content_type=CONTENT_TYPE, headers=headers
+    )
 
 
 @web.middleware
@@ -61,7 +89,7 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
     try:
         return await handler(request)
     except Problem as exc:
-        return render(request, exc.status, exc.title, exc.detail)
+        return render(request, exc.status, exc.title, exc.detail, exc.headers)
     except StorageError as exc:
         log.warning("%s %s: %s", request.method, request.path, exc)
         if exc.retryable:
@@ -70,7 +98,8 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # redirects and the like are not problems
-        return render(request, exc.status, exc.reason or "Error", "")
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return render(request, exc.status, exc.reason or "Error", "", allow)
     except Exception:  # the top level of every request: log it once, answer in the same shape as the rest
         log.exception("%s %s failed", request.method, request.path)
         return render(request, 500, "Internal Server Error", "")
