@@ -137,11 +137,12 @@ async def test_login_session_logout_and_revocation(app, pg_url, caplog):
 
 
 async def test_failed_logins_are_rate_limited(app, pg_url):
-    await make_user(pg_url, "lee@example.com", PASSWORD, "viewer")
+    lee = f"{unique('lee')}@example.com"  # failures are counted in the shared Redis: a fresh account
+    await make_user(pg_url, lee, PASSWORD, "viewer")
     for _ in range(3):
-        r = await app.post("/api/v1/auth/login", json={"email": "lee@example.com", "password": "guess-guess"})
+        r = await app.post("/api/v1/auth/login", json={"email": lee, "password": "guess-guess"})
         assert r.status == 401
-    r = await app.post("/api/v1/auth/login", json={"email": "lee@example.com", "password": PASSWORD})
+    r = await app.post("/api/v1/auth/login", json={"email": lee, "password": PASSWORD})
     assert r.status == 429 and int(r.headers["Retry-After"]) > 0
     assert "too many" in (await r.json())["detail"]
 
