@@ -50,7 +50,7 @@ from common.errors import ConfigError
 from common.mqtt_url import BrokerAddress
 
 ClientId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
-GroupName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+GroupName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{0,64}$")]  # "" = no shared subscription
 
 
 def _default_client_id() -> str:

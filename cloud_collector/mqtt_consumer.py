@@ -245,7 +245,10 @@ class MqttConsumer:
     # -- paho callbacks (network thread) ----------------------------------------------------------------
 
     def _filters(self) -> list[str]:
-        group = self._settings.share_group if self._protocol == mqtt.MQTTv5 else None
+        # An empty share_group means a plain subscription: mosquitto (2.0) does not restore shared
+        # subscriptions after a broker restart, so messages published before the collector re-subscribes
+        # would reach nobody. A single collector on mosquitto should use the plain one.
+        group = (self._settings.share_group or None) if self._protocol == mqtt.MQTTv5 else None
         return [fleet_filter(kind, group) for kind in KINDS]
 
     def _on_connect(self, client, userdata, flags, reason: ReasonCode, properties) -> None:

@@ -44,7 +44,7 @@ class MqttSection(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class BufferSection(msgspec.Struct, forbid_unknown_fields=True):
-    max_bytes: Annotated[int, Meta(ge=65536)] = 256 * 1024 * 1024
+    max_bytes: Annotated[int, Meta(ge=1024 * 1024)] = 256 * 1024 * 1024  # the files on disk, all included
     fsync: Literal["normal", "full"] = "normal"
 
 

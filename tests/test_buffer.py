@@ -18,12 +18,18 @@ def test_records_survive_reopen_and_leave_only_when_deleted(tmp_path: Path) -> N
 
 
 def test_full_buffer_drops_oldest_and_counts_them(tmp_path: Path) -> None:
-    buf = Buffer(tmp_path / "b.sqlite3", max_bytes=65536)
-    body = b"x" * 1000
-    for _ in range(200):
+    cap = 1 << 20
+    buf = Buffer(tmp_path / "b.sqlite3", max_bytes=cap)
+    body = b"x" * 400
+    largest = acked = 0
+    for i in range(6000):  # 2.4 MB of readings into a 1 MiB buffer, the uplink taking a few meanwhile
         buf.add("telemetry", "b" * 32, body)
-    assert buf.bytes <= 65536
-    assert buf.count == buf.bytes // 1000
-    assert buf.counter("dropped_full") == 200 - buf.count
-    newest = buf.take(0, 1000)[-1].id
-    assert newest == 200  # the newest record is always kept
+        if i % 10 == 0:
+            taken = [r.id for r in buf.take(0, 2)]
+            buf.delete(taken)
+            acked += len(taken)
+            largest = max(largest, sum(f.stat().st_size for f in tmp_path.iterdir()))
+    assert largest <= cap  # database, write-ahead log and its index together
+    assert buf.count == buf.bytes // 400
+    assert buf.counter("dropped_full") == 6000 - acked - buf.count > 0
+    assert buf.take(0, 10_000)[-1].id == 6000  # the newest record is always kept
