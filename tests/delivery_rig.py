@@ -1,4 +1,6 @@
-"""A site and a cloud for the delivery fault tests: simulator → agent process → broker → collector → PostgreSQL.
+"""A site and a cloud for the delivery fault tests.
+
+simulator → agent process → broker → collector → PostgreSQL
 
 Every part is a real process; the tests stop the broker, kill the agent and read both ends to prove
 that every reading produced reaches PostgreSQL exactly once.
@@ -114,7 +116,8 @@ class Rig:
             try:
                 rows = await conn.fetch("SELECT boot, seq FROM readings WHERE device = $1", self.device)
                 distinct = await conn.fetchval(
-                    "SELECT count(*) FROM (SELECT DISTINCT device, boot, seq FROM readings WHERE device = $1) d",
+                    "SELECT count(*) FROM (SELECT DISTINCT device, boot, seq FROM readings"
+                    " WHERE device = $1) d",
                     self.device,
                 )
             finally:
