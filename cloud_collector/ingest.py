@@ -79,7 +79,10 @@ def _parse_topic(name: str) -> Topic:
 def validate(item: Inbound) -> store.Received:
     """The message, or :class:`SchemaError` with the precise reason it is refused."""
     topic = _parse_topic(item.topic)
-    message = decode(topic.kind, item.payload)
+    try:
+        message = decode(topic.kind, item.payload)
+    except RecursionError:  # "[[[[…" thousands deep: the JSON parser gives up before any schema check
+        raise SchemaError("not valid JSON: nested too deeply") from None
     if (message.site, message.device) != (topic.site, topic.device):
         raise SchemaError(
             f"payload names {message.site}/{message.device} but was published on the topic of "

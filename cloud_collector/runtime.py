@@ -68,7 +68,16 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = pool
         yield
     finally:
-        await pool.close()
+        await _close_pool(pool)
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    """Close gracefully; a connection a database restart left mid-protocol is terminated instead."""
+    try:
+        await asyncio.wait_for(pool.close(), DRAIN_TIMEOUT)
+    except (TimeoutError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError) as exc:
+        log.warning("closing the database pool: %s; terminating its connections", exc)
+        pool.terminate()
 
 
 async def events_ctx(app: web.Application) -> AsyncIterator[None]:
