@@ -154,10 +154,11 @@ async def test_metrics_count_messages(client, publisher):
 async def test_dashboard_is_served_without_external_resources(client):
     html = await (await client.get("/")).text()
     assert "<title>" in html and "http://" not in html and "https://" not in html
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "device.js", "charts.js", "style.css"):
         response = await client.get(f"/dashboard/{name}")
         assert response.status == 200
-        assert "https://" not in await response.text()
+        text = await response.text()
+        assert "https://" not in text and "//cdn" not in text and "import(" not in text
 
 
 async def test_stream_over_a_real_socket_delivers_alert_created(broker, pg_url, publisher):

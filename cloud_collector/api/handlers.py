@@ -18,6 +18,7 @@ from cloud_collector.errors import storage_errors
 from cloud_collector.runtime import CONSUMER, METRICS, readiness
 
 DEFAULT_WINDOW = timedelta(hours=1)
+ALL_TIME = timedelta(days=365 * 100)
 RESOLUTIONS = ("auto", "raw", "1m", "1h")
 
 
@@ -109,9 +110,9 @@ async def device_readings(request: web.Request) -> web.Response:
 
 
 async def device_states(request: web.Request) -> web.Response:
-    """The device's health transitions with the edge's explanation, newest first."""
+    """The device's health transitions with the edge's explanation, newest first (default: all of them)."""
     name = request.match_info["device"]
-    start, end = _window(request, default=timedelta(days=7))
+    start, end = _window(request, default=ALL_TIME)
     limit = int_param(request, "limit", 200)
     async with conn(request) as c:
         if await queries.device(c, name, scope(request)) is None:

@@ -181,7 +181,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/api/v1/devices/{device}/states": {
             "get": op(
-                "Health transitions with the edge's explanation, newest first (default: the last 7 days)",
+                "Health transitions with the edge's explanation, newest first (default: all, limit 200)",
                 obj(device=_STR, states=array(ref("StateView"))),
                 params=[_DEVICE, *_WINDOW, _LIMIT],
             )

@@ -1,17 +1,15 @@
-// The fleet dashboard: a table refreshed from /api/v1/devices, alerts kept live from the SSE stream.
+// The dashboard: log in, fleet table with health colours, a device page, live alerts with acknowledge.
+// Data comes from /api/v1 with the session cookie; live changes from the SSE stream.
+import { showDevice } from "/dashboard/device.js";
+
 const API = "/api/v1";
-const fleetBody = document.querySelector("#fleet tbody");
-const alertList = document.querySelector("#alerts");
-const noAlerts = document.querySelector("#no-alerts");
-const connection = document.querySelector("#connection");
-const who = document.querySelector("#who");
+const $ = (sel) => document.querySelector(sel);
 const alerts = new Map(); // id -> alert, active ones only
+let stream = null;
 
-who.value = localStorage.getItem("signalcraft.who") || "";
-who.addEventListener("change", () => localStorage.setItem("signalcraft.who", who.value.trim()));
-
-function el(tag, props = {}, ...children) {
+function el(tag, { dataset = {}, ...props } = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
+  Object.assign(node.dataset, dataset); // dataset is read-only: fill it instead of replacing it
   node.append(...children);
   return node;
 }
@@ -25,59 +23,77 @@ function ago(iso) {
   return new Date(iso).toLocaleString();
 }
 
-function keyReadings(values) {
-  return Object.entries(values || {}).slice(0, 4)
-    .map(([name, v]) => `${name} ${Number(v).toFixed(2)}`).join("  ");
+class Unauthorized extends Error {}
+
+async function api(path, options = {}) {
+  const response = await fetch(`${API}${path}`, {
+    ...options, headers: { Accept: "application/json", "Content-Type": "application/json" },
+  });
+  if (response.status === 401) throw new Unauthorized();
+  if (!response.ok) {
+    const problem = await response.json().catch(() => ({}));
+    throw new Error(problem.detail || `${path}: ${response.status}`);
+  }
+  return response.status === 204 ? null : response.json();
 }
 
-async function getJSON(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${path}: ${response.status}`);
-  return response.json();
+function show(view) {
+  for (const id of ["login-view", "fleet-view", "device-view", "alerts-view"]) $(`#${id}`).hidden = true;
+  for (const id of view) $(`#${id}`).hidden = false;
 }
 
 async function refreshFleet() {
   try {
-    const { devices } = await getJSON(`${API}/devices`);
-    const rows = devices.map((d) => el("tr", {},
-      el("td", {}, d.device),
+    const { devices } = await api("/devices");
+    const rows = devices.map((d) => el("tr", { dataset: { device: d.device } },
+      el("td", {}, el("a", { href: `#/device/${encodeURIComponent(d.device)}` }, d.device)),
       el("td", {}, d.site),
       el("td", {}, el("span", { className: `badge ${d.health}` }, d.health)),
       el("td", { title: d.last_seen }, ago(d.last_seen)),
-      el("td", { className: "values" }, keyReadings(d.last_values)),
+      el("td", { className: "values" }, Object.entries(d.last_values || {}).slice(0, 4)
+        .map(([k, v]) => `${k} ${Number(v).toFixed(2)}`).join("  ")),
       el("td", {}, String(d.active_alerts)),
     ));
-    fleetBody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colSpan: 6 }, "No devices yet."))]));
+    $("#fleet tbody").replaceChildren(...(rows.length ? rows
+      : [el("tr", {}, el("td", { colSpan: 6 }, "No devices yet."))]));
   } catch (err) {
-    connection.textContent = `fleet unavailable (${err.message})`;
+    if (err instanceof Unauthorized) return loggedOut();
+    $("#connection").textContent = `fleet unavailable (${err.message})`;
   }
 }
 
 function renderAlerts() {
-  const sorted = [...alerts.values()].sort((a, b) => b.opened_at.localeCompare(a.opened_at));
-  alertList.replaceChildren(...sorted.map((a) => {
-    const ack = a.acknowledged_by
-      ? el("p", { className: "meta" }, `Acknowledged by ${a.acknowledged_by}${a.ack_comment ? `: ${a.ack_comment}` : ""}`)
-      : el("button", { type: "button", onclick: () => acknowledge(a.id) }, "Acknowledge");
-    if (!a.acknowledged_by) ack.setAttribute("aria-label", `Acknowledge ${a.rule} alert of ${a.device}`);
+  const sorted = [...alerts.values()].sort((a, b) => b.id - a.id);
+  $("#alerts").replaceChildren(...sorted.map((a) => {
     const reason = a.details && a.details.reason ? ` — ${a.details.reason}` : "";
-    return el("li", { className: a.severity },
+    const muted = a.suppressed ? el("p", { className: "meta" }, `Not notified: ${a.suppressed}`) : "";
+    let ack;
+    if (a.acknowledged_by) {
+      ack = el("p", { className: "meta acked" },
+        `Acknowledged by ${a.acknowledged_by}${a.ack_comment ? `: ${a.ack_comment}` : ""}`);
+    } else {
+      const comment = el("input", { placeholder: "comment (optional)", className: "ack-comment" });
+      comment.setAttribute("aria-label", `Comment on the ${a.rule} alert of ${a.device}`);
+      const button = el("button", { type: "button", onclick: () => acknowledge(a.id, comment.value) },
+        "Acknowledge");
+      button.setAttribute("aria-label", `Acknowledge ${a.rule} alert of ${a.device}`);
+      ack = el("p", { className: "ack" }, comment, " ", button);
+    }
+    return el("li", { className: a.severity, dataset: { alert: a.id, device: a.device } },
       el("strong", {}, `${a.device}: ${a.rule} (${a.severity})`),
       el("p", { className: "meta" }, `${a.site} · opened ${ago(a.opened_at)} · ${a.occurrences}×${reason}`),
-      ack);
+      muted, ack);
   }));
-  noAlerts.hidden = alerts.size > 0;
+  $("#no-alerts").hidden = alerts.size > 0;
 }
 
-async function acknowledge(id) {
-  const by = who.value.trim();
-  if (!by) { who.focus(); who.reportValidity(); return; }
-  const comment = prompt("Comment (optional)") || "";
-  const response = await fetch(`${API}/alerts/${id}/ack`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by, comment }),
-  });
-  if (response.ok) onAlert(await response.json());
-  else alert((await response.json()).detail || `acknowledge failed (${response.status})`);
+async function acknowledge(id, comment) {
+  try {
+    onAlert(await api(`/alerts/${id}/ack`, { method: "POST", body: JSON.stringify({ comment: comment.trim() }) }));
+  } catch (err) {
+    if (err instanceof Unauthorized) return loggedOut();
+    window.alert(`acknowledge failed: ${err.message}`);
+  }
 }
 
 function onAlert(a) {
@@ -86,22 +102,69 @@ function onAlert(a) {
 }
 
 async function loadAlerts() {
-  const { alerts: active } = await getJSON(`${API}/alerts?status=active`);
+  const { alerts: active } = await api("/alerts?status=active&limit=500");
   alerts.clear();
   active.forEach((a) => alerts.set(a.id, a));
   renderAlerts();
 }
 
 function connect() {
-  const stream = new EventSource(`${API}/stream`);
-  stream.onopen = () => { connection.textContent = "live"; connection.classList.add("live"); loadAlerts(); };
-  stream.onerror = () => { connection.textContent = "reconnecting…"; connection.classList.remove("live"); };
+  if (stream) stream.close();
+  stream = new EventSource(`${API}/stream`);
+  stream.onopen = () => {
+    $("#connection").textContent = "live"; $("#connection").classList.add("live");
+    loadAlerts().catch(() => {});
+  };
+  stream.onerror = () => { $("#connection").textContent = "reconnecting…"; $("#connection").classList.remove("live"); };
   for (const type of ["alert.created", "alert.updated", "alert.cleared"]) {
     stream.addEventListener(type, (e) => { onAlert(JSON.parse(e.data)); refreshFleet(); });
   }
-  stream.addEventListener("device.state", refreshFleet);
+  stream.addEventListener("device.state", () => { refreshFleet(); route(false); });
 }
 
-refreshFleet();
+async function route(full = true) {
+  const match = location.hash.match(/^#\/device\/(.+)$/);
+  if (!match) {
+    if (full) show(["fleet-view", "alerts-view"]);
+    return;
+  }
+  if (full) show(["device-view", "alerts-view"]);
+  try {
+    await showDevice(api, decodeURIComponent(match[1]));
+  } catch (err) {
+    if (err instanceof Unauthorized) return loggedOut();
+    $("#device-title").textContent = err.message;
+  }
+}
+
+function loggedOut() {
+  if (stream) { stream.close(); stream = null; }
+  $("#user").hidden = true;
+  $("#connection").textContent = "not logged in";
+  show(["login-view"]);
+}
+
+async function loggedIn(me) {
+  $("#user-name").textContent = `${me.name} (${me.role})`;
+  $("#user").hidden = false;
+  await refreshFleet();
+  connect();
+  route();
+}
+
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    const me = await api("/auth/login", { method: "POST", body: JSON.stringify({
+      email: $("#login-email").value, password: $("#login-password").value }) });
+    $("#login-password").value = "";
+    await loggedIn(me);
+  } catch (err) {
+    $("#login-error").textContent = err instanceof Unauthorized ? "Wrong e-mail or password." : err.message;
+  }
+});
+$("#logout").addEventListener("click", async () => { await api("/auth/logout", { method: "POST" }).catch(() => {}); loggedOut(); });
+window.addEventListener("hashchange", () => route());
 setInterval(refreshFleet, 10000);
-connect();
+api("/auth/me").then(loggedIn).catch(loggedOut);
