@@ -96,7 +96,7 @@ class ChannelView(msgspec.Struct, kw_only=True):
 
 
 class UserRequest(Strict, kw_only=True):
-    email: Annotated[str, Meta(max_length=254)]
+    email: Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
     password: Annotated[str, Meta(min_length=10, max_length=1024)]
     role: RoleName
     tenant: Name | None = None

@@ -123,7 +123,12 @@ async def device_states(request: web.Request) -> web.Response:
 
 def _window(request: web.Request, default: timedelta = DEFAULT_WINDOW) -> tuple[datetime, datetime]:
     end = time_param(request, "to") or datetime.now(UTC)
-    start = time_param(request, "from") or end - default
+    start = time_param(request, "from")
+    if start is None:
+        try:
+            start = end - default
+        except OverflowError:  # a 'to' near year 1: the window starts at the beginning of time
+            start = datetime.min.replace(tzinfo=UTC)
     if start >= end:
         raise BadRequest("'from' must be before 'to'")
     return start, end
