@@ -158,12 +158,14 @@ async def wait_for(predicate, timeout: float) -> None:
 
 
 async def bench(args: argparse.Namespace, broker_url: str, pg_url: str) -> dict:
-    from cloud_collector import migrate
+    from cloud_collector import migrate, runtime
     from cloud_collector.runtime import METRICS
     from cloud_collector.service import Collector
     from tests.collector_helpers import settings_for
 
     await migrate.migrate(pg_url)
+    if args.no_rollups:
+        runtime.ROLLUP_EVERY = 1e9
     settings = settings_for(broker_url, pg_url, ingest={
         "batch_size": args.batch_size, "flush_interval": 0.05, "queue_size": args.queue_size,
         "device_rate_limit": 0})
@@ -207,7 +209,7 @@ async def bench(args: argparse.Namespace, broker_url: str, pg_url: str) -> dict:
         "backlog_data_points_per_s": round(backlog_collector * p),
         "latency_rate_msgs_per_s": round(rate), "latency_messages": m,
         "p50_ms": round(lag.quantile(0.5) * 1000, 1), "p99_ms": round(lag.quantile(0.99) * 1000, 1),
-        "readings_stored": stored,
+        "readings_stored": stored, "rollups_in_collector": not args.no_rollups,
     }
 
 
@@ -223,6 +225,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--queue-size", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--no-rollups", action="store_true",
+                        help="do not run the rollup job inside the measured collector (as when a separate "
+                             "process does it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from signalcraft import embedded

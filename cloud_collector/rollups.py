@@ -18,6 +18,7 @@ so the least-privilege runtime role runs it. Each point's rollup is ``{"n", "min
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import asyncpg
 
@@ -26,12 +27,16 @@ from cloud_collector.errors import storage_errors
 log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x5369676E616C526F
-BATCH = 5000
+BATCH = 1000  # small transactions: a batch touching a taken mark waits for at most one of them
+# A minute still receiving data is marked again by every batch; waiting until it has been quiet this long
+# computes it about once (instead of once per batch) and keeps the job off the rows ingest is writing.
+QUIET = timedelta(seconds=5)
 ORIGIN = "2000-01-01 00:00+00"
 
 _TAKE = """
 WITH picked AS (
-    SELECT device, bucket FROM rollup_dirty ORDER BY device, bucket LIMIT $1 FOR UPDATE SKIP LOCKED
+    SELECT device, bucket FROM rollup_dirty WHERE marked_at < now() - $2::interval
+    ORDER BY device, bucket LIMIT $1 FOR UPDATE SKIP LOCKED
 )
 DELETE FROM rollup_dirty d USING picked p WHERE d.device = p.device AND d.bucket = p.bucket
 RETURNING d.device, d.bucket
@@ -86,14 +91,14 @@ ON CONFLICT (device, bucket) DO UPDATE SET n = EXCLUDED.n, "values" = EXCLUDED."
 """
 
 
-async def run_once(conn: asyncpg.Connection, batch: int = BATCH) -> int:
+async def run_once(conn: asyncpg.Connection, batch: int = BATCH, quiet: timedelta = QUIET) -> int:
     """Recompute up to ``batch`` marked minutes and their hours; return how many minutes (0: none, or
     another collector holds the job)."""
     with storage_errors("computing rollups"):
         async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK_KEY):
                 return 0
-            taken = await conn.fetch(_TAKE, batch)
+            taken = await conn.fetch(_TAKE, batch, quiet)
             if not taken:
                 return 0
             hours = await conn.fetch(_MINUTES, [r["device"] for r in taken], [r["bucket"] for r in taken])
@@ -102,11 +107,12 @@ async def run_once(conn: asyncpg.Connection, batch: int = BATCH) -> int:
     return len(taken)
 
 
-async def catch_up(conn: asyncpg.Connection, batch: int = BATCH, limit: int = 100) -> int:
-    """Run until nothing is marked (or ``limit`` rounds); return the minutes recomputed."""
+async def catch_up(conn: asyncpg.Connection, batch: int = BATCH, limit: int = 100,
+                   quiet: timedelta = QUIET) -> int:
+    """Run until nothing (quiet enough) is marked, or ``limit`` rounds; return the minutes recomputed."""
     total = 0
     for _ in range(limit):
-        n = await run_once(conn, batch)
+        n = await run_once(conn, batch, quiet)
         total += n
         if n < batch:
             break
