@@ -18,6 +18,8 @@
     [api]
     host = "127.0.0.1"
     port = 8080
+    session_ttl = "12h"       # dashboard logins expire after this
+    login_attempts = 5        # failed logins per account and client address within 5 minutes
 
     [ingest]
     batch_size = 500          # messages per database transaction
@@ -31,6 +33,11 @@
 
     [alerts]
     offline_after = "5m"      # no data for this long opens an "offline" alert
+    group_wait = "30s"        # notifications of one site within this leave as one message
+    retry_base = "10s"        # first retry of a failed notification; doubling, at most an hour
+    max_attempts = 8
+    smtp_url = ""             # e-mail channels: smtp://[user:password@]host[:port], smtps://…
+    mail_from = "signalcraft@localhost"
 
 Everything is validated by :func:`load_settings` before any connection is opened.
 """
@@ -85,6 +92,8 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ApiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    session_ttl: timedelta = timedelta(hours=12)  # dashboard logins expire after this
+    login_attempts: Annotated[int, Meta(ge=1, le=1000)] = 5  # failed logins per account and address / 5 min
 
 
 class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -102,6 +111,13 @@ class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class AlertSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     offline_after: timedelta = timedelta(minutes=5)
+    # Notifications (see cloud_collector.notify): alerts of one site within group_wait leave as one message;
+    # a failed send is retried after retry_base, doubling, up to max_attempts.
+    group_wait: timedelta = timedelta(seconds=30)
+    retry_base: timedelta = timedelta(seconds=10)
+    max_attempts: Annotated[int, Meta(ge=1, le=50)] = 8
+    smtp_url: str = ""  # smtp://[user:password@]host[:port], smtp+starttls://…, smtps://…; e-mail channels
+    mail_from: str = "signalcraft@localhost"
 
 
 class CollectorSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -149,6 +165,10 @@ def validate(settings: CollectorSettings, sources: dict[str, str] | None = None)
         )
     _positive("ingest.flush_interval", settings.ingest.flush_interval, sources)
     _positive("alerts.offline_after", settings.alerts.offline_after, sources)
+    _positive("api.session_ttl", settings.api.session_ttl, sources)
+    if settings.alerts.smtp_url:
+        common_settings.check_scheme("alerts.smtp_url", settings.alerts.smtp_url,
+                                     ("smtp", "smtps", "smtp+starttls"), sources.get("alerts.smtp_url"))
     _positive("mqtt.session_expiry", settings.mqtt.session_expiry, sources)
     if settings.storage.retention is not None:
         _positive("storage.retention", settings.storage.retention, sources)

@@ -32,7 +32,10 @@ DEFAULT_TICK = timedelta(seconds=1)
 
 async def alerting_ctx(app: web.Application) -> AsyncIterator[None]:
     every = app.get(ALERT_TICK, DEFAULT_TICK).total_seconds()
-    notify = app.get(NOTIFY) or NotifySettings()
+    a = app[SETTINGS].alerts
+    notify = app.get(NOTIFY) or NotifySettings(group_wait=a.group_wait, retry_base=a.retry_base,
+                                               max_attempts=a.max_attempts, smtp_url=a.smtp_url,
+                                               mail_from=a.mail_from)
     http = aiohttp.ClientSession()
     tasks = [
         asyncio.create_task(_every(every, lambda: _tick(app)), name="alert-timer"),

@@ -28,7 +28,10 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app.get(AUTH_SETTINGS) or AuthSettings()
+    api = app[SETTINGS].api
+    limits = LoginLimits(per_account=api.login_attempts)
+    settings = app.get(AUTH_SETTINGS) or AuthSettings(api.session_ttl, limits)
+    app[AUTH_SETTINGS] = settings
     url = app[SETTINGS].redis.url
     client = aioredis.Redis.from_url(url) if url else None
     if client is not None:
