@@ -31,6 +31,7 @@ from cloud_collector.alerting.rules import (
     Rule,
     Target,
     applicable,
+    explanation,
     load_enabled,
     load_targets,
     rule_from_row,
@@ -101,7 +102,7 @@ async def on_state(conn: asyncpg.Connection, site: str, change: StateChange) -> 
     for rule in applicable(await load_enabled(conn, (HEALTH, SENSOR_FAULT)), target):
         fires, clears, severity = state_verdict(rule, change.state.value)
         out += await _observe(
-            conn, rule, target, fires, clears, severity, _explanation(change), change.ts, now
+            conn, rule, target, fires, clears, severity, explanation(change), change.ts, now
         )
     return out
 
@@ -386,17 +387,3 @@ async def _target(conn: asyncpg.Connection, device: str, site: str | None) -> Ta
 
 def _decode(value: Any) -> dict[str, Any]:
     return msgspec.json.decode(value) if isinstance(value, str | bytes) else (value or {})
-
-
-def _explanation(change: StateChange) -> dict[str, Any]:
-    """What an operator needs to judge the alert: the edge's reason, score and top contributors."""
-    return {
-        "state": change.state.value,
-        "previous": change.previous.value if change.previous else None,
-        "score": change.score,
-        "model": change.model,
-        "reason": change.reason,
-        "contributors": [msgspec.structs.asdict(c) for c in change.contributors],
-        "boot": change.boot,
-        "seq": change.seq,
-    }

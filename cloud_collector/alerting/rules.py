@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 
 from cloud_collector.errors import storage_errors
+from common.schema import StateChange
 
 Kind = Literal["threshold", "rate", "health", "sensor_fault", "offline"]
 Severity = Literal["info", "warning", "critical"]
@@ -149,3 +150,17 @@ def validate(rule: Rule) -> str | None:
     if rule.for_s < 0 or rule.clear_for_s < 0:
         return "'for_s' and 'clear_for_s' must not be negative"
     return None
+
+
+def explanation(change: StateChange) -> dict[str, Any]:
+    """What an operator needs to judge the alert: the edge's reason, score and top contributors."""
+    return {
+        "state": change.state.value,
+        "previous": change.previous.value if change.previous else None,
+        "score": change.score,
+        "model": change.model,
+        "reason": change.reason,
+        "contributors": [msgspec.structs.asdict(c) for c in change.contributors],
+        "boot": change.boot,
+        "seq": change.seq,
+    }
