@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from common import schema
-from edge_agent import __version__
+from edge_agent import __version__, control_commands
 from edge_agent.analytics import Analytics, Verdict
 from edge_agent.buffer import Buffer
 from edge_agent.clock import ClockWatch
@@ -180,13 +180,7 @@ class Agent:
 
     def run(self, ready: threading.Event | None = None) -> None:
         """Poll until :meth:`stop`; returns after a clean shutdown."""
-        self._control = ControlServer(
-            self.settings.socket_path,
-            {
-                "status": lambda _req: self.status(),
-                "recalibrate": self._recalibrate,
-            },
-        )
+        self._control = ControlServer(self.settings.socket_path, control_commands.handlers(self))
         self._control.start()
         if self.settings.agent.metrics_port:
             self._metrics = MetricsServer(self.settings.agent.metrics_port, self.status)

@@ -5,6 +5,7 @@ Every leaf can be overridden by ``SIGNALCRAFT_<SECTION>_<KEY>``, e.g. ``SIGNALCR
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,7 +26,7 @@ class AgentSection(msgspec.Struct, forbid_unknown_fields=True):
     device: Name  # also the broker identity: client id and, with ACLs, the user name
     state_dir: str  # buffer, calibration and boot counter live here
     poll_interval: timedelta = timedelta(seconds=1)
-    control_socket: str = ""  # default: <state_dir>/agent.sock
+    control_socket: str = ""  # default: $RUNTIME_DIRECTORY/agent.sock under systemd, else <state_dir>/
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0  # 0 = no Prometheus endpoint
 
 
@@ -118,7 +119,12 @@ class AgentSettings(msgspec.Struct, forbid_unknown_fields=True):
 
     @property
     def socket_path(self) -> Path:
-        return Path(self.agent.control_socket or self.state_path / "agent.sock")
+        """``agent.control_socket``, else under the service's runtime directory (systemd sets
+        ``$RUNTIME_DIRECTORY`` from ``RuntimeDirectory=``), else in the state directory."""
+        if self.agent.control_socket:
+            return Path(self.agent.control_socket)
+        runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+        return Path(runtime or self.state_path) / "agent.sock"
 
     @property
     def broker(self) -> BrokerAddress:

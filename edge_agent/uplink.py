@@ -22,6 +22,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,9 @@ from edge_agent.config import AgentSettings
 from edge_agent.replay import ReplayScheduler
 
 log = logging.getLogger(__name__)
+# The sender wakes at least this often even when idle, so its heartbeat proves to the watchdog that it
+# is not stuck (edge_agent.systemd); one wake-up per few seconds costs nothing measurable.
+HEARTBEAT_S = 5.0
 CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -90,6 +94,7 @@ class Uplink:
         self._protocol = mqtt.MQTTv5 if settings.mqtt.protocol == "5" else mqtt.MQTTv311
         self._client = self._make_client()
         self._sender = threading.Thread(target=self._send_loop, name="uplink-sender", daemon=True)
+        self.heartbeat = 0.0  # monotonic time the sender last went round its loop
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -103,6 +108,17 @@ class Uplink:
     def notify(self) -> None:
         """Something new is in the buffer."""
         self._wake.set()
+
+    def progress(self) -> float:
+        """Monotonic time the uplink last showed it works, for the watchdog; 0.0 when a thread died.
+
+        Working means: the sender went round its loop (it does so at least every ``HEARTBEAT_S``) and
+        paho's network thread, which connects and reconnects, is alive. Disconnected but retrying counts
+        as working: a broker outage must not get the agent restarted."""
+        network = getattr(self._client, "_thread", None)  # paho keeps its loop_start() thread here
+        if not self._sender.is_alive() or network is None or not network.is_alive():
+            return 0.0
+        return self.heartbeat
 
     def stop(self, timeout: float = 5.0) -> None:
         """Say goodbye (retained offline status), then disconnect; unsent records stay buffered."""
@@ -235,7 +251,8 @@ class Uplink:
     def _send_loop(self) -> None:
         timeout: float | None = None
         while not self._stopping.is_set():
-            self._wake.wait(timeout)
+            self.heartbeat = time.monotonic()
+            self._wake.wait(HEARTBEAT_S if timeout is None else min(timeout, HEARTBEAT_S))
             self._wake.clear()
             timeout = None
             if self._epoch != self._seen_epoch:

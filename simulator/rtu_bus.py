@@ -13,7 +13,9 @@ master's cycle time with the theoretical line time.
 Faults (:class:`LineFaults`): a fraction of answers with one byte flipped (a CRC error at the master), a
 fraction of requests lost (the slave stays silent, as after a corrupted request), slaves that answer
 late, dead slaves, and a slave that answers "busy" (exception 6) to every n-th request. ``unplug()`` and
-``plug()`` make the port vanish and come back, like a USB adapter pulled out.
+``plug()`` make the port vanish and come back, like a USB adapter pulled out. ``check_baud=True`` makes
+the slaves deaf to a master whose port is set to another baud rate (a pty carries bytes at any rate, but
+it keeps the speed the client configured), as real slaves are: they hear only noise and stay silent.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import os
 import queue
 import random
+import termios
 import threading
 import time
 from collections.abc import Mapping
@@ -132,9 +135,11 @@ class SimBus:
         line_timing: bool = False,
         faults: LineFaults | None = None,
         link: str | Path | None = None,
+        check_baud: bool = False,
     ) -> None:
         self.banks = {k: v for k, v in banks.items()}
         self.baud = baud
+        self.check_baud = check_baud
         self.char = char_time(baud)
         self.silence = silence(baud)
         self.line_timing = line_timing
@@ -231,10 +236,20 @@ class SimBus:
 
     def accept(self, slave: int) -> bool:
         """Whether ``slave`` hears (and will answer) this request."""
-        if slave not in self.banks or slave in self.faults.dead:
+        if slave not in self.banks or slave in self.faults.dead or not self._same_speed():
             return False
         self.requests[slave] = self.requests.get(slave, 0) + 1
         return not (self.faults.drop_rate and self._rng.random() < self.faults.drop_rate)
+
+    def _same_speed(self) -> bool:
+        """Whether the master's port runs at our baud rate (always, unless ``check_baud``)."""
+        if not self.check_baud or self._pty is None:
+            return True
+        try:
+            speed = termios.tcgetattr(self._pty.slave_fd)[5]  # ospeed of the master's side
+        except termios.error:
+            return True
+        return speed == getattr(termios, f"B{self.baud}", speed)
 
     def busy_now(self, slave: int) -> bool:
         every = self.faults.busy_every.get(slave)

@@ -173,4 +173,4 @@ def test_environment_overrides_the_file_and_is_named(tmp_path: Path, monkeypatch
 def test_status_without_agent_says_so(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--config", str(_write(tmp_path, GOOD.format(state=tmp_path)))])
     assert result.exit_code == 1
-    assert "does not answer" in result.output
+    assert "not running" in result.output and "systemctl status signalcraft-agent" in result.output

@@ -23,6 +23,7 @@ from typing import Any
 
 from edge_agent.sources.modbus.errors import PortError
 from edge_agent.sources.modbus.source import Group, Link, SlaveSource
+from edge_agent.sources.modbus.trace import Tracer
 
 log = logging.getLogger(__name__)
 PORT_BACKOFF_S = (0.5, 10.0)
@@ -47,6 +48,7 @@ class Bus:
         self.slaves = slaves
         self.health = BusHealth()
         self._open_link = open_link
+        self.tracer: Tracer | None = None  # the line's frame trace, for `signalcraft-agent diag trace`
         self._link: Link | None = None
         self._stop = threading.Event()
         self._first_round = threading.Event()

@@ -79,10 +79,12 @@ def build(settings: AgentSettings) -> list[Bus]:
         first: ModbusDevice = slaves[0].device
         tracer = Tracer(any(s.device.trace for s in slaves))
         buses.append(Bus(port, _rtu_opener(first, tracer), slaves))
+        buses[-1].tracer = tracer
     for (host, port), slaves in tcp.items():
         tracer = Tracer(any(s.device.trace for s in slaves))
         timeout = max(s.timeout for s in slaves)
         buses.append(Bus(f"{host}:{port}", _tcp_opener(host, port, timeout, tracer), slaves))
+        buses[-1].tracer = tracer
     return buses
 
 

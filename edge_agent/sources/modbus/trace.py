@@ -10,6 +10,7 @@ one per transaction, and the last :data:`KEEP` are kept for ``signalcraft-agent 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -37,15 +38,37 @@ class Frame:
 
 
 class Tracer:
-    """Collects frames of one link when tracing is on; costs one attribute check when it is off."""
+    """Collects frames of one link when tracing is on; costs one attribute check when it is off.
+
+    ``trace = true`` in the config traces for good and logs every frame; ``signalcraft-agent diag trace``
+    switches tracing on for a while through the control socket (:meth:`enable_for`) without logging, and
+    follows the frames by their running number (:meth:`since`)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        self.configured = enabled  # on from the config: log every frame, never switch off
         self.frames: deque[Frame] = deque(maxlen=KEEP)
+        self.total = 0  # frames recorded so far; the running number of the next one
+        self._until = 0.0  # monotonic time an on-demand trace ends
 
     def record(self, frame: Frame) -> None:
         self.frames.append(frame)
-        log.info(frame.line())
+        self.total += 1
+        if self.configured:
+            log.info(frame.line())
+        elif time.monotonic() > self._until:
+            self.enabled = False
+
+    def enable_for(self, seconds: float) -> None:
+        """Trace (without logging) for ``seconds`` more; a follower renews this while it watches."""
+        self._until = max(self._until, time.monotonic() + seconds)
+        self.enabled = True
+
+    def since(self, number: int) -> tuple[int, list[Frame]]:
+        """Frames with running number >= ``number`` still kept, and the number of the next frame."""
+        total, frames = self.total, list(self.frames)
+        first = total - len(frames)
+        return total, frames[max(0, number - first) :]
 
     def lines(self) -> list[str]:
         return [f.line() for f in self.frames]
