@@ -83,5 +83,37 @@ def evaluate_command(
         evaluate_sim.print_tables(results, console)
 
 
+@benchmark_app.command("skab")
+def skab_command(
+    folder: Path = typer.Argument(..., help="SKAB folder (valve1/, valve2/, other/ ... with *.csv)."),
+    model_dir: Path | None = typer.Option(None, "--model", help="Model folder (default: pump-v1)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {f1, far, mar, files} as JSON."),
+    per_file: bool = typer.Option(False, "--per-file", help="Also print every file's numbers."),
+) -> None:
+    """Score every SKAB CSV (except anomaly-free) with the agent's calibration + ONNX + health path."""
+    from models import pump, skab
+
+    try:
+        files = skab.find_files(folder)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="FOLDER") from None
+    model = model_dir or pump.ARTIFACTS
+    if as_json:
+        metrics, results = skab.benchmark(folder, model)
+        print(json.dumps(metrics))
+        return
+    with _progress() as bar:
+        task = bar.add_task("scoring SKAB files", total=len(files))
+        metrics, results = skab.benchmark(folder, model, progress=lambda _: bar.advance(task))
+    if per_file:
+        for r in results:
+            m = r.counts.metrics()
+            console.print(f"{r.name:<24} F1 {m['f1']:.3f}  FAR {m['far']:6.2f} %  MAR {m['mar']:6.2f} %")
+    console.print(
+        f"SKAB ({metrics['files']} files, first {skab.CALIBRATION_ROWS} rows calibrate): "
+        f"F1 {metrics['f1']:.3f}  FAR {metrics['far']:.2f} %  MAR {metrics['mar']:.2f} %"
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -16,7 +16,7 @@ transient and a post-defrost pull-down last. Pick the window from :mod:`edge_age
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +24,8 @@ import numpy as np
 
 from common.schema import Contributor, HealthState
 from edge_agent.analytics.calibration import Calibration
-from edge_agent.analytics.features import FEATURES, FeatureWindow
+from edge_agent.analytics.channels import ChannelWindow
+from edge_agent.analytics.features import POINTS, FeatureWindow, to_row
 from edge_agent.analytics.health import HealthConfig, HealthMachine
 from edge_agent.analytics.presets import DEMO, REALTIME, Preset
 from edge_agent.analytics.runner import ModelRunner
@@ -33,6 +34,7 @@ from edge_agent.analytics.sensors import SensorMonitor
 __all__ = ["DEMO", "REALTIME", "Analytics", "HealthConfig", "Preset", "Verdict"]
 
 TOP_CONTRIBUTORS = 3
+DEFAULT_WINDOW = 60  # readings, for the compressor model when the caller does not say
 
 
 @dataclass(frozen=True)
@@ -56,32 +58,56 @@ class Analytics:
         model_dir: Path | None,
         state_dir: Path,
         calibration_readings: int = 600,
-        window: int = 60,
+        window: int | None = None,
         *,
         seconds_per_reading: float | None = None,
         health: HealthConfig | None = None,
     ) -> None:
         self._runner = ModelRunner(model_dir)
         m = self._runner.manifest
-        self.window = window
+        spec = m.channels
+        self.window = window = window or (spec.window if spec is not None else DEFAULT_WINDOW)
         # Machine seconds per reading; by default what makes the window cover what the model was trained on.
         self.seconds_per_reading = seconds_per_reading or m.window_seconds / window
-        self._features = FeatureWindow(window, self.seconds_per_reading, m.timing)
-        # A channel frozen for a window while others move is a fault, and suspect after a quarter window
-        # (no noisy sensor repeats a float exactly); unreadable for a quarter window in a row is a dropout.
-        self._sensors = SensorMonitor(
-            flat_readings=max(window, 10),
-            dropout_readings=max(5, window // 4),
-            suspect_readings=max(5, window // 4),
-        )
+        self._names = m.features
+        self._features: FeatureWindow | ChannelWindow
+        if spec is None:
+            self._points = POINTS
+            self._features = FeatureWindow(window, self.seconds_per_reading, m.timing)
+            # A channel frozen for a window while others move is a fault, and suspect after a quarter
+            # window (no noisy sensor repeats a float exactly); unreadable for a quarter window in a row
+            # is a dropout.
+            self._sensors = SensorMonitor(
+                flat_readings=max(window, 10),
+                dropout_readings=max(5, window // 4),
+                suspect_readings=max(5, window // 4),
+            )
+        else:
+            # A generic machine: no operating modes, no run flag; quantised channels (a flow meter in
+            # whole litres) repeat themselves for a while, so the manifest says when frozen is frozen.
+            spec = replace(spec, window=window)
+            self._points = tuple(c.name for c in spec.channels)
+            self._features = ChannelWindow(spec)
+            self._sensors = SensorMonitor(
+                flat_readings=spec.flat_readings,
+                dropout_readings=max(5, window // 4),
+                suspect_readings=spec.flat_readings,
+                points=self._points,
+                ranges={c.name: (c.lo, c.hi) for c in spec.channels},
+                analog=self._points,
+                run_only=frozenset(),
+                run_point=None,
+            )
         identity: dict[str, object] = {
             "model": m.version,
             "sha256": m.sha256,
-            "features": list(FEATURES),
+            "features": list(self._names),
             "window": window,
             "calibration_readings": calibration_readings,
         }
-        self._calibration = Calibration(state_dir, calibration_readings, identity, m.fleet_scale)
+        self._calibration = Calibration(
+            state_dir, calibration_readings, identity, m.fleet_scale, with_std=spec is not None
+        )
         if self._calibration.normal is not None:
             self._runner.set_normal(self._calibration.normal.center, self._calibration.normal.inv_scale)
         self._health = HealthMachine(health or HealthConfig.for_window(window))
@@ -111,9 +137,9 @@ class Analytics:
 
         ``ts`` is not used for timing: durations are counted in readings so that accelerated time behaves.
         """
-        gone = frozenset(missing)
-        fault = self._sensors.update(values, gone)
-        self._features.push(values, gone)
+        row = to_row(values, frozenset(missing) if missing else frozenset(), self._points)
+        fault = self._sensors.update(row)
+        self._features.push_row(row)
         if fault is not None:
             return self._verdict(None, HealthState.SENSOR_FAULT, fault)
         why_not = self._features.unscorable()
@@ -154,7 +180,7 @@ class Analytics:
         z = self._runner.zscores(features)
         order = np.argsort(-contrib)[:TOP_CONTRIBUTORS]
         return [
-            Contributor(feature=FEATURES[i], value=round(float(features[i]), 4), z=round(float(z[i]), 2))
+            Contributor(feature=self._names[i], value=round(float(features[i]), 4), z=round(float(z[i]), 2))
             for i in order
             if contrib[i] > 0
         ]

@@ -40,7 +40,12 @@ class Calibration:
     """Collects calibration windows and produces the :class:`SiteNormal`, persisted under ``state_dir``."""
 
     def __init__(
-        self, state_dir: Path, needed: int, identity: dict[str, object], fleet_scale: np.ndarray
+        self,
+        state_dir: Path,
+        needed: int,
+        identity: dict[str, object],
+        fleet_scale: np.ndarray,
+        with_std: bool = False,
     ) -> None:
         if needed < 1:
             raise ValueError(f"calibration_readings must be positive, got {needed}")
@@ -48,6 +53,7 @@ class Calibration:
         self.needed = needed
         self.identity = identity
         self.fleet_scale = fleet_scale
+        self.with_std = with_std
         self.stride = max(1, -(-needed // MAX_ROWS))
         self.done = 0
         self.rows: list[list[float | None]] = []
@@ -74,7 +80,7 @@ class Calibration:
         if features is not None and (self.done % self.stride == 0 or self.done >= self.needed):
             self.rows.append([None if np.isnan(v) else float(v) for v in features])
         if self.done >= self.needed and len(self.rows) >= MIN_WINDOWS:
-            self.normal = fit_normal(np.array(self.rows, dtype=float), self.fleet_scale)
+            self.normal = fit_normal(np.array(self.rows, dtype=float), self.fleet_scale, self.with_std)
             self.save()
             return True
         if self.done % self._save_every == 0:
@@ -112,18 +118,24 @@ class Calibration:
             )
 
 
-def fit_normal(rows: np.ndarray, fleet_scale: np.ndarray) -> SiteNormal:
+def fit_normal(rows: np.ndarray, fleet_scale: np.ndarray, with_std: bool = False) -> SiteNormal:
     """Centre and inverse scale from calibration feature vectors (rows; NaN = feature not observed).
 
     A feature never observed during calibration (e.g. no off-cycle because the unit ran throughout) is
     switched off for this site (inverse scale 0) rather than compared with someone else's normal.
+    ``with_std`` (generic channel models, which have no fleet scale to lean on) also takes the standard
+    deviation as a lower bound of the scale: the MAD of a quantised reading can be zero.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are handled below
         center = np.nanmedian(rows, axis=0)
         mad = np.nanmedian(np.abs(rows - center), axis=0)
-    site_scale = 1.4826 * np.nan_to_num(mad, nan=0.0)
+        std = np.nanstd(rows, axis=0) if with_std else np.zeros_like(center)
+    site_scale = np.maximum(1.4826 * np.nan_to_num(mad, nan=0.0), np.nan_to_num(std, nan=0.0))
     scale = np.maximum(fleet_scale, site_scale)
+    # Nothing measured is exact: a scale of zero (a feature constant through calibration) would make
+    # the first rounding difference infinite.
+    scale = np.maximum(scale, 1e-6 * (np.abs(np.nan_to_num(center, nan=0.0)) + 1.0))
     seen = np.isfinite(center)
     inv_scale = np.where(seen, 1.0 / scale, 0.0)
     return SiteNormal(

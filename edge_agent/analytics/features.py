@@ -238,10 +238,12 @@ class FeatureWindow:
 
     def push(self, values: Mapping[str, float], missing: frozenset[str] | set[str] = frozenset()) -> Mode:
         """Add one reading (missing or out-of-range points become NaN) and return its operating mode."""
+        return self.push_row(to_row(values, missing))
+
+    def push_row(self, reading: np.ndarray) -> Mode:
+        """:meth:`push` for a reading already laid out in ``POINTS`` order (NaN = missing)."""
         row = self._data[self._pos]
-        for i, name in enumerate(POINTS):
-            v = values.get(name)
-            row[i] = np.nan if v is None or name in missing else v
+        row[:] = reading
         # A value outside its physical range is a sensor error; treat it like a missing value.
         with np.errstate(invalid="ignore"):
             row[(row < _LO) | (row > _HI)] = np.nan
@@ -370,6 +372,20 @@ class FeatureWindow:
             f[FEATURE_INDEX["cabinet_temp"]] = _median(data[in_control][:, [COL["cabinet_temp"]]])[0]
         f[FEATURE_INDEX["ambient_temp"]] = _median(data[:, [COL["ambient_temp"]]])[0]
         return f
+
+
+def to_row(
+    values: Mapping[str, float],
+    missing: frozenset[str] | set[str] = frozenset(),
+    points: tuple[str, ...] = POINTS,
+) -> np.ndarray:
+    """A reading as a row in ``points`` order; missing or absent points are NaN."""
+    row = np.array([values.get(p, math.nan) for p in points], dtype=float)
+    if missing:
+        for i, p in enumerate(points):
+            if p in missing:
+                row[i] = math.nan
+    return row
 
 
 def _median(rows: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from common.errors import ModelError
+from edge_agent.analytics.channels import ChannelSpec
 from edge_agent.analytics.features import FEATURES, Timing
 
 MANIFEST_FORMAT = 1
@@ -61,7 +62,13 @@ class Manifest:
     fleet_scale: np.ndarray
     window_seconds: float  # machine time one window is meant to cover
     timing: Timing  # durations of the operating modes, in machine seconds
+    channels: ChannelSpec | None  # a generic per-channel model (None: the compressor's features)
     raw: dict[str, Any]
+
+    @property
+    def expected_features(self) -> tuple[str, ...]:
+        """The feature names this agent computes for the model's extractor, in order."""
+        return self.channels.names if self.channels is not None else FEATURES
 
     @classmethod
     def load(cls, model_dir: Path) -> Manifest:
@@ -86,7 +93,8 @@ class Manifest:
                 outputs=tuple(doc["outputs"][k] for k in ("score", "contributions")),  # type: ignore[arg-type]
                 fleet_scale=np.array(doc["normalisation"]["fleet_scale"], dtype=float),
                 window_seconds=float(doc["window"]["seconds"]),
-                timing=Timing(**{k: float(v) for k, v in doc["window"]["timing"].items()}),
+                timing=Timing(**{k: float(v) for k, v in doc["window"].get("timing", {}).items()}),
+                channels=_extractor(doc.get("extractor", {"kind": "compressor"})),
                 raw=doc,
             )
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -95,15 +103,25 @@ class Manifest:
             raise ModelError(f"model manifest {path} is incomplete or malformed: {exc!r}") from exc
 
 
+def _extractor(doc: dict[str, Any]) -> ChannelSpec | None:
+    kind = doc.get("kind")
+    if kind == "compressor":
+        return None
+    if kind == "channels":
+        return ChannelSpec.from_manifest(doc)
+    raise ValueError(f"unknown extractor kind {kind!r} (compressor or channels)")
+
+
 class ModelRunner:
     """A verified ONNX model with preallocated inputs: ``run(features) -> (score, contributions)``."""
 
     def __init__(self, model_dir: Path | None = None) -> None:
         model_dir = model_dir or bundled_model_dir()
         self.manifest = m = Manifest.load(model_dir)
-        if m.features != FEATURES:
+        if m.features != m.expected_features:
             raise ModelError(
-                f"model {m.version} expects features {list(m.features)}, this agent computes {list(FEATURES)}"
+                f"model {m.version} expects features {list(m.features)}, "
+                f"this agent computes {list(m.expected_features)}"
             )
         onnx_path = model_dir / m.onnx_file
         try:
@@ -129,7 +147,7 @@ class ModelRunner:
         names = {i.name for i in self.session.get_inputs()}
         if names != set(m.inputs):
             raise ModelError(f"model {onnx_path} has inputs {sorted(names)}, manifest says {list(m.inputs)}")
-        n = len(FEATURES)
+        n = len(m.features)
         self._x = np.zeros((1, n), dtype=np.float32)
         self._center = np.zeros(n, dtype=np.float32)
         self._inv_scale = np.zeros(n, dtype=np.float32)
@@ -142,7 +160,7 @@ class ModelRunner:
 
     @property
     def n_features(self) -> int:
-        return len(FEATURES)
+        return len(self.manifest.features)
 
     def set_normal(self, center: np.ndarray, inv_scale: np.ndarray) -> None:
         """Install this site's normal (see :mod:`edge_agent.analytics.calibration`)."""

@@ -1,19 +1,22 @@
 """Sensor-fault detection: a stuck, dropped-out or impossible sensor must never look like a sick machine.
 
-Three checks, each O(1) per reading with one counter per point:
+Three checks, each O(1) per reading with one counter per point (vectorised over the points):
 
 * flat line: an analog channel repeats exactly the same value for ``flat_readings`` readings while other
   channels move (after ``suspect_readings`` its windows are already no longer scored). Real sensors
   carry noise; a value that does not change at all is a frozen transmitter, a cut wire on a latched
-  input, or a slave serving a stale register. Channels that legitimately sit still while the compressor
+  input, or a slave serving a stale register. Channels that legitimately sit still while the machine
   is stopped (current, power, vibration read 0) only count while it runs.
-* out of range: a value outside the physical range of :data:`features.RANGES`.
-* dropout: the point is in ``missing`` (or out of range) for ``dropout_readings`` readings in a row.
+* out of range: a value outside the physical range of the point.
+* dropout: the point is missing (or out of range) for ``dropout_readings`` readings in a row.
+
+A stale Modbus slave shows up here too: its points are reported missing by the source, or, when a
+gateway keeps serving its last registers, every one of them freezes at once (reported as the slave).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,67 +27,86 @@ _RUN_ONLY = frozenset({"motor_current", "power", "vibration_rms", "vibration_pea
 
 
 class SensorMonitor:
-    """Tracks per-point health counters and names the first faulty sensor, if any."""
+    """Tracks per-point health counters and names the first faulty sensor, if any.
 
-    def __init__(self, flat_readings: int, dropout_readings: int, suspect_readings: int) -> None:
+    ``update`` takes the reading as a row in ``points`` order (NaN = missing), the same row the feature
+    window receives, so the dict is unpacked once per reading.
+    """
+
+    def __init__(
+        self,
+        flat_readings: int,
+        dropout_readings: int,
+        suspect_readings: int,
+        *,
+        points: Sequence[str] = POINTS,
+        ranges: dict[str, tuple[float, float]] | None = None,
+        analog: Sequence[str] = ANALOG,
+        run_only: frozenset[str] = _RUN_ONLY,
+        run_point: str | None = "running",
+    ) -> None:
+        ranges = ranges if ranges is not None else RANGES
         self.flat_readings = flat_readings
         self.suspect_readings = suspect_readings
         self.dropout_readings = dropout_readings
-        self._last: dict[str, float] = {}
-        self._flat = dict.fromkeys(ANALOG, 0)
-        self._bad = dict.fromkeys(POINTS, 0)
-        self._out_of_range: dict[str, float] = {}
+        self.points = tuple(points)
+        self._lo = np.array([ranges[p][0] for p in self.points])
+        self._hi = np.array([ranges[p][1] for p in self.points])
+        self._analog = np.array([p in analog for p in self.points])
+        self._n_analog = int(self._analog.sum())
+        self._run_only = np.array([p in run_only for p in self.points])
+        self._run_col = self.points.index(run_point) if run_point in self.points else None
+        n = len(self.points)
+        self._last = np.full(n, np.nan)
+        self._flat = np.zeros(n, dtype=np.int64)
+        self._bad = np.zeros(n, dtype=np.int64)
+        self._oor = np.full(n, np.nan)  # the out-of-range value of a point, while it is out of range
 
     def reset(self) -> None:
-        self._last.clear()
-        self._flat = dict.fromkeys(ANALOG, 0)
-        self._bad = dict.fromkeys(POINTS, 0)
-        self._out_of_range.clear()
+        self._last.fill(np.nan)
+        self._flat.fill(0)
+        self._bad.fill(0)
+        self._oor.fill(np.nan)
 
-    def update(self, values: Mapping[str, float], missing: frozenset[str] | set[str]) -> str | None:
-        """Account for one reading; return a sentence naming the faulty sensor, or None."""
-        running = values.get("running", 0.0) >= 0.5 and "running" not in missing
-        for name in POINTS:
-            v = values.get(name)
-            lo, hi = RANGES[name]
-            if v is None or name in missing or not np.isfinite(v):
-                self._bad[name] += 1
-                continue
-            if not lo <= v <= hi:
-                self._bad[name] += 1
-                self._out_of_range[name] = v
-                continue
-            self._bad[name] = 0
-            self._out_of_range.pop(name, None)
-            if name in self._flat:
-                self._count_flat(name, v, running)
+    def update(self, row: np.ndarray) -> str | None:
+        """Account for one reading (row in ``points`` order, NaN = missing); a sentence naming the
+        faulty sensor, or None."""
+        with np.errstate(invalid="ignore"):
+            good = (row >= self._lo) & (row <= self._hi)  # NaN fails both
+        bad = ~good
+        self._bad = np.where(bad, self._bad + 1, 0)
+        self._oor = np.where(good, np.nan, np.where(np.isfinite(row), row, self._oor))
+        if self._run_col is None:
+            running = True
+        else:
+            r = row[self._run_col]
+            running = bool(good[self._run_col] and r >= 0.5)
+        watch = good & self._analog
+        same = watch & (row == self._last)
+        counting = same if running else same & ~self._run_only
+        # A changed value resets; a repeat counts (for run-only channels only while running);
+        # a bad reading leaves the counter and the last value as they were.
+        self._flat = np.where(watch & ~same, 0, self._flat + counting)
+        self._last = np.where(good, row, self._last)
         return self._verdict()
 
     def suspect(self) -> str | None:
         """A channel already repeating itself, not long enough to call it a fault: its windows are not
         scored, because a frozen value breaks the physical relations between features within minutes."""
-        for name, n in self._flat.items():
-            if n >= self.suspect_readings:
-                return name
-        return None
-
-    def _count_flat(self, name: str, v: float, running: bool) -> None:
-        last = self._last.get(name)
-        self._last[name] = v
-        if last is None or v != last:
-            self._flat[name] = 0
-        elif running or name not in _RUN_ONLY:
-            self._flat[name] += 1
+        i = int(np.argmax(self._flat))
+        return self.points[i] if self._flat[i] >= self.suspect_readings else None
 
     def _verdict(self) -> str | None:
-        for name, n in self._bad.items():
-            if n >= self.dropout_readings:
-                if name in self._out_of_range:
-                    return f"sensor fault: {name} out of range ({self._out_of_range[name]:g})"
-                return f"sensor fault: {name} not readable for {n} readings"
-        stuck = [name for name, n in self._flat.items() if n >= self.flat_readings]
+        over = np.flatnonzero(self._bad >= self.dropout_readings)
+        if over.size:
+            i = int(over[0])
+            name, n = self.points[i], int(self._bad[i])
+            if np.isfinite(self._oor[i]):
+                return f"sensor fault: {name} out of range ({self._oor[i]:g})"
+            return f"sensor fault: {name} not readable for {n} readings"
+        stuck = np.flatnonzero(self._flat >= self.flat_readings)
         # Everything frozen at once is a stale slave or a stopped poller, which the missing list reports;
         # a single frozen channel among moving ones is the sensor.
-        if stuck and len(stuck) < len(self._flat) // 2:
-            return f"sensor fault: {stuck[0]} flat-lined"
+        if stuck.size and stuck.size < self._n_analog // 2:
+            return f"sensor fault: {self.points[int(stuck[0])]} flat-lined"
         return None
