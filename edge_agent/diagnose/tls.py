@@ -19,11 +19,16 @@ from edge_agent.diagnose import Check, fail, ok, warn
 
 # OpenSSL X509_V_ERR_* codes we explain.
 _UNKNOWN_ISSUER = {2, 18, 19, 20, 21}  # no issuer cert / self-signed / unable to get local issuer …
-_EXPIRED, _NOT_YET_VALID, _HOSTNAME = 10, 9, 62
+_EXPIRED, _NOT_YET_VALID = 10, 9
+_NAME_MISMATCH = {62, 63, 64}  # host name, e-mail, IP address
+
+
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C"}
 
 
 def _name(rdns: Any) -> str:
-    return ", ".join(f"{k}={v}" for rdn in rdns or () for k, v in rdn) or "?"
+    """``CN=broker.example, O=Shop`` from the tuple form the ssl module returns."""
+    return ", ".join(f"{_SHORT.get(k, k)}={v}" for rdn in rdns or () for k, v in rdn) or "?"
 
 
 def _peer_cert(host: str, port: int, timeout: float) -> dict[str, Any]:
@@ -97,6 +102,14 @@ def tls_check(host: str, port: int, ca_file: str, cert_file: str, key_file: str,
         return _verify_failed(exc, host, port, trust, timeout)
     except ssl.SSLError as exc:
         return _handshake_failed(exc, host, port)
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        # mosquitto's plain listener hangs up on a TLS hello.
+        return fail(
+            "tls",
+            f"{host}:{port} hung up on the TLS handshake ({exc.strerror or exc})",
+            "the port speaks plain MQTT, not TLS (or a proxy in between refuses TLS)",
+            "use mqtts:// with the broker's TLS port (8883), or mqtt:// on a plain port",
+        )
     except OSError as exc:
         return fail("tls", f"TLS handshake with {host}:{port} failed: {exc}", fix="see the tcp step")
     issuer, subject = _name(cert.get("issuer")), _name(cert.get("subject"))
@@ -142,7 +155,7 @@ def _verify_failed(
             "this device's clock is behind (no NTP since boot?)",
             "`timedatectl` should say 'System clock synchronized: yes'; fix NTP",
         )
-    if code == _HOSTNAME:
+    if code in _NAME_MISMATCH:
         names = ", ".join(v for _, v in peer.get("subjectAltName", ())) or subject
         return fail(
             "tls",
@@ -156,7 +169,7 @@ def _verify_failed(
 def _handshake_failed(exc: ssl.SSLError, host: str, port: int) -> Check:
     reason = (exc.reason or "").upper()
     detail = f"TLS handshake with {host}:{port} failed: {exc.reason or exc}"
-    if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason:
+    if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason or "EOF" in reason:
         return fail(
             "tls",
             detail,

@@ -1,4 +1,7 @@
-"""The one seam where Modbus exception codes, pyserial and library exceptions become :mod:`common.errors`.
+"""The one seam where Modbus exception codes and serial-port failures become :mod:`common.errors`.
+
+The RTU framing (:mod:`.rtu`) raises these for the poller and for ``signalcraft-agent diag`` alike;
+Modbus TCP maps pymodbus' exceptions in :mod:`.tcp`.
 
 SourceError
 ├── DeviceTimeout      no answer (or a gateway saying its target did not answer, codes 10 and 11)
@@ -13,10 +16,7 @@ from __future__ import annotations
 
 import errno
 
-import minimalmodbus
-import serial
-
-from common.errors import CrcError, DeviceBusy, DeviceTimeout, IllegalAddress, SourceError
+from common.errors import DeviceBusy, DeviceTimeout, IllegalAddress, SourceError
 
 
 class PortError(SourceError):
@@ -50,33 +50,6 @@ def exception_error(code: int, where: str) -> SourceError:
     err = cls(f"{where}: [code:{code}] {text}")
     err.code = code  # type: ignore[attr-defined]
     return err
-
-
-# minimalmodbus is still what `signalcraft-agent diag read` uses. Most specific first.
-_MAP: tuple[tuple[type[BaseException], type[SourceError], str], ...] = (
-    (minimalmodbus.SlaveDeviceBusyError, DeviceBusy, "slave busy (exception 6)"),
-    (
-        minimalmodbus.IllegalRequestError,
-        IllegalAddress,
-        "slave rejected the request (illegal function or address): check the profile's addresses",
-    ),
-    (minimalmodbus.NegativeAcknowledgeError, DeviceBusy, "slave answered NAK (exception 7)"),
-    (minimalmodbus.SlaveReportedException, SlaveFailure, "slave reported an exception"),
-    (minimalmodbus.NoResponseError, DeviceTimeout, NO_ANSWER_HINT),
-    (minimalmodbus.LocalEchoError, SourceError, "local echo mismatch: is the RS-485 adapter echoing?"),
-    (minimalmodbus.InvalidResponseError, CrcError, GARBLED_HINT),
-    (minimalmodbus.MasterReportedException, SourceError, "invalid answer"),
-)
-
-
-def translate(exc: BaseException, where: str) -> SourceError:
-    """Map a library exception to our tree, keeping the library's text and adding what to check."""
-    for lib_exc, ours, hint in _MAP:
-        if isinstance(exc, lib_exc):
-            return ours(f"{where}: {hint} ({exc})")
-    if isinstance(exc, serial.SerialException | OSError):
-        return PortError(f"{where}: {port_hint(exc)}")
-    raise TypeError(f"unmapped exception {type(exc).__name__}") from exc
 
 
 def port_hint(exc: BaseException) -> str:
