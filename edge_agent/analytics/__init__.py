@@ -139,7 +139,8 @@ class Analytics:
         """
         row = to_row(values, frozenset(missing) if missing else frozenset(), self._points)
         fault = self._sensors.update(row)
-        self._features.push_row(row)
+        row[~self._sensors.good] = np.nan  # out of range: a sensor error, treated like a missing value
+        self._features.push_row(row, checked=True)
         if fault is not None:
             return self._verdict(None, HealthState.SENSOR_FAULT, fault)
         why_not = self._features.unscorable()
@@ -177,13 +178,17 @@ class Analytics:
         return f"{lead.feature} {abs(lead.z):.1f}σ {side} normal for {self._duration(readings)}"
 
     def _contributors(self, features: np.ndarray, contrib: np.ndarray) -> list[Contributor]:
-        z = self._runner.zscores(features)
-        order = np.argsort(-contrib)[:TOP_CONTRIBUTORS]
-        return [
-            Contributor(feature=self._names[i], value=round(float(features[i]), 4), z=round(float(z[i]), 2))
-            for i in order
-            if contrib[i] > 0
-        ]
+        # Only the top few are reported, so only their z-scores are computed (plain floats).
+        order = np.argsort(-contrib)[:TOP_CONTRIBUTORS].tolist()
+        center, inv_scale = self._runner.normal
+        out = []
+        for i in order:
+            if contrib[i] <= 0:
+                break
+            x = float(features[i])
+            z = 0.0 if x != x else (x - float(center[i])) * float(inv_scale[i])  # NaN: counted as normal
+            out.append(Contributor(feature=self._names[i], value=round(x, 4), z=round(z, 2)))
+        return out
 
     def _duration(self, readings: int) -> str:
         minutes = readings * self.seconds_per_reading / 60

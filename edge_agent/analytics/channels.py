@@ -115,7 +115,7 @@ class ChannelWindow:
                 row[i] = np.nan
         self.push_row(row)
 
-    def push_row(self, reading: np.ndarray) -> None:
+    def push_row(self, reading: np.ndarray, checked: bool = False) -> None:
         """Add one reading in channel order (NaN = missing); out-of-range values count as missing."""
         row = self._row
         row[:] = reading

@@ -99,6 +99,24 @@ FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 # Columns whose median over steady running readings is a feature, in FEATURES order.
 _RUN_POINTS = FEATURES[:9]
 _RUN_COLS = np.array([COL[p] for p in _RUN_POINTS])
+_N_RUN = len(_RUN_POINTS)
+_RUN_COL_LIST = _RUN_COLS.tolist()
+# Columns of the median matrix after the running ones and the seven derived quantities.
+_M_OFF, _M_CAB, _M_AMB = _N_RUN + 7, _N_RUN + 8, _N_RUN + 9
+_N_MEDIANS = _N_RUN + 10
+_SP, _DP, _SUCT_T, _DIS_T = (
+    COL["suction_pressure"],
+    COL["discharge_pressure"],
+    COL["suction_temp"],
+    COL["discharge_temp"],
+)
+_CAB, _AMB, _EVAP, _CUR = (
+    COL["cabinet_temp"],
+    COL["ambient_temp"],
+    COL["evaporator_temp"],
+    COL["motor_current"],
+)
+_VRMS, _VPEAK, _RUNNING = COL["vibration_rms"], COL["vibration_peak"], COL["running"]
 
 # Saturation curve ln(p / bar) = A - B / T(K) of R404A, the usual commercial refrigerant, through
 # -30 °C / 2.04 bar and +40 °C / 18.2 bar (absolute). Only used to turn a pressure into a temperature for
@@ -118,6 +136,11 @@ class Mode(IntEnum):
     DOOR = 5
     RESTOCK = 6  # pull-down after a long door opening (a delivery: warm goods went in)
     UNKNOWN = 7  # the run flag itself could not be read
+
+
+# Plain ints of the modes for the per-reading arithmetic (enum attribute lookups cost microseconds).
+_OFF, _RUN, _START, _DEFROST, _RECOVERY, _DOOR, _RESTOCK, _UNKNOWN = (int(m) for m in Mode)
+_CONTROLLED = frozenset({_OFF, _RUN, _START, _DOOR})  # the thermostat is in charge
 
 
 @dataclass(frozen=True)
@@ -218,6 +241,17 @@ class FeatureWindow:
         self._door_run = 0
         self._cabinet_ref = -math.inf  # typical cabinet temperature before the last defrost or delivery
         self._features = np.full(len(FEATURES), np.nan)
+        # Mode counts and controlled starts, kept up to date by push: stats() is O(1).
+        self._counts = [0] * len(Mode)
+        self._ctl_starts = 0
+        self._on_door = np.zeros(window, dtype=bool)  # door open while the compressor runs
+        self._door_on = 0
+        # One matrix for every median of a window (statistics × readings, NaN = not part of that
+        # statistic), sorted once per window along its contiguous rows; with the count of values in each.
+        self._med = np.full((_N_MEDIANS, window), np.nan)
+        self._stat_valid = np.zeros((_N_MEDIANS, window), dtype=bool)
+        self._valid = np.zeros(_N_MEDIANS, dtype=np.int64)
+        self._base = np.arange(_N_MEDIANS) * window  # flat index of each statistic's first value
 
     @property
     def full(self) -> bool:
@@ -235,21 +269,47 @@ class FeatureWindow:
         self._was_running = False
         self._since_start = self._since_defrost = self._since_restock = math.inf
         self._door_run = 0
+        self._counts = [0] * len(Mode)
+        self._ctl_starts = 0
+        self._on_door.fill(False)
+        self._door_on = 0
+        self._med.fill(np.nan)
+        self._stat_valid.fill(False)
+        self._valid.fill(0)
 
     def push(self, values: Mapping[str, float], missing: frozenset[str] | set[str] = frozenset()) -> Mode:
         """Add one reading (missing or out-of-range points become NaN) and return its operating mode."""
         return self.push_row(to_row(values, missing))
 
-    def push_row(self, reading: np.ndarray) -> Mode:
-        """:meth:`push` for a reading already laid out in ``POINTS`` order (NaN = missing)."""
+    def push_row(self, reading: np.ndarray, checked: bool = False) -> Mode:
+        """:meth:`push` for a reading already laid out in ``POINTS`` order (NaN = missing);
+        ``checked``: out-of-range values are already NaN (the sensor monitor did it)."""
         row = self._data[self._pos]
         row[:] = reading
-        # A value outside its physical range is a sensor error; treat it like a missing value.
-        with np.errstate(invalid="ignore"):
-            row[(row < _LO) | (row > _HI)] = np.nan
+        if not checked:
+            # A value outside its physical range is a sensor error; treat it like a missing value.
+            with np.errstate(invalid="ignore"):
+                row[(row < _LO) | (row > _HI)] = np.nan
+        p = self._pos
+        if self._count >= self.window:  # the slot's previous reading leaves the window
+            old = int(self._mode[p])
+            self._counts[old] -= 1
+            self._ctl_starts -= bool(self._start[p]) and old in _CONTROLLED
+            self._door_on -= bool(self._on_door[p])
         mode = self._label(row)
-        self._mode[self._pos] = mode
-        self._pos = (self._pos + 1) % self.window
+        self._mode[p] = mode
+        self._counts[mode] += 1
+        self._ctl_starts += bool(self._start[p]) and mode in _CONTROLLED
+        door_on = mode == _DOOR and row[_RUNNING] >= 0.5
+        self._on_door[p] = door_on
+        self._door_on += door_on
+        stat = _stat_row(row.tolist(), mode)
+        valid = self._stat_valid[:, p]
+        self._valid -= valid
+        self._med[:, p] = stat
+        valid[:] = [v == v for v in stat]  # NaN is the only value not equal to itself
+        self._valid += valid
+        self._pos = (p + 1) % self.window
         self._count += 1
         return mode
 
@@ -306,72 +366,101 @@ class FeatureWindow:
         return typical if math.isfinite(typical) else -math.inf
 
     def stats(self) -> WindowStats:
-        modes = self._mode if self.full else self._mode[: self._count]
-        counts = np.bincount(modes, minlength=len(Mode))
+        c = self._counts
         return WindowStats(
             filled=self.filled,
             current=Mode(self._mode[self._pos - 1]) if self._count else Mode.UNKNOWN,
-            running=int(counts[Mode.RUN]),
-            starting=int(counts[Mode.START]),
-            starts=int(np.count_nonzero(self._start & self._controlled())),
-            defrost=int(counts[Mode.DEFROST] + counts[Mode.RECOVERY]),
-            restock=int(counts[Mode.RESTOCK]),
-            door=int(counts[Mode.DOOR]),
-            unknown=int(counts[Mode.UNKNOWN]),
+            running=c[_RUN],
+            starting=c[_START],
+            starts=self._ctl_starts,
+            defrost=c[_DEFROST] + c[_RECOVERY],
+            restock=c[_RESTOCK],
+            door=c[_DOOR],
+            unknown=c[_UNKNOWN],
         )
 
     def unscorable(self) -> str:
         """Why the current window cannot be scored, or '' when it can (see :func:`unscorable`)."""
-        return unscorable(self.stats(), self.window)
+        c, w = self._counts, self.window
+        current = int(self._mode[self._pos - 1]) if self._count else _UNKNOWN
+        if (  # the common case, decided from the counts without building WindowStats
+            self._count >= w
+            and current in _CONTROLLED
+            and current != _DOOR
+            and c[_DEFROST] + c[_RECOVERY] <= MAX_DISTURBED_FRACTION * w
+            and c[_RESTOCK] <= MAX_DISTURBED_FRACTION * w
+            and c[_UNKNOWN] <= MAX_UNKNOWN_FRACTION * w
+            and c[_DOOR] <= MAX_DOOR_FRACTION * w
+            and c[_RUN] + c[_START] >= max(3, MIN_RUNNING_FRACTION * w)
+        ):
+            return ""
+        return unscorable(self.stats(), w)
 
     def features(self) -> np.ndarray:
         """The feature vector of the current window (NaN where a feature has no readings to come from).
 
+        Every median is taken in one sort: a (window × statistics) matrix, filled row by row as readings
+        arrive, holds each statistic's readings in its column and NaN elsewhere (readings of other modes,
+        missing values), so one sort replaces a median per mode and the derived quantities are computed
+        once per reading instead of once per window.
         Returns an internal array that the next call overwrites; copy it to keep it.
         """
         f = self._features
-        f.fill(np.nan)
-        mode, data = self._mode, self._data
-        run = mode == Mode.RUN
-        if run.any():
-            rows = data[run]
-            f[: len(_RUN_POINTS)] = _median(rows[:, _RUN_COLS])
-            sp, dp = rows[:, COL["suction_pressure"]], rows[:, COL["discharge_pressure"]]
-            ratio = dp / np.maximum(sp, 0.05)  # absolute pressures
-            tsat_d = saturation_temp(dp)
-            evap = rows[:, COL["evaporator_temp"]]
-            rms = rows[:, COL["vibration_rms"]]
-            derived = np.stack(
-                (
-                    ratio,
-                    rows[:, COL["suction_temp"]] - evap,
-                    tsat_d - rows[:, COL["ambient_temp"]],
-                    rows[:, COL["discharge_temp"]] - tsat_d,
-                    rows[:, COL["motor_current"]] / ratio,
-                    rows[:, COL["vibration_peak"]] / np.maximum(rms, 1e-3),
-                    rows[:, COL["cabinet_temp"]] - evap,
-                ),
-                axis=1,
-            )
-            f[FEATURE_INDEX["pressure_ratio"] : FEATURE_INDEX["evaporator_approach"] + 1] = _median(derived)
-        off = mode == Mode.OFF
-        if np.count_nonzero(off) >= 2:
-            f[FEATURE_INDEX["suction_pressure_off"]] = _median(data[off][:, [COL["suction_pressure"]]])[0]
+        c = self._counts
+        med = _masked_median(self._med, self._valid, self._base)
+        f[: _N_RUN + 7] = med[: _N_RUN + 7]
+        f[FEATURE_INDEX["suction_pressure_off"]] = med[_M_OFF] if c[_OFF] >= 2 else math.nan
         # Duty cycle over the readings where the thermostat is in charge (not defrost, not unknown).
-        on = run | (mode == Mode.START) | ((mode == Mode.DOOR) & (data[:, COL["running"]] >= 0.5))
-        in_control = self._controlled()
-        controlled = np.count_nonzero(in_control)
+        controlled = c[_OFF] + c[_RUN] + c[_START] + c[_DOOR]
         if controlled:
-            n_on = np.count_nonzero(on)
-            starts = int(np.count_nonzero(self._start & in_control))
+            n_on = c[_RUN] + c[_START] + self._door_on
+            starts = self._ctl_starts
             f[FEATURE_INDEX["on_ratio"]] = n_on / controlled
             f[FEATURE_INDEX["starts"]] = starts
             # Mean run length as a fraction of the window; a run cut by the window edge counts as one.
             f[FEATURE_INDEX["run_length"]] = n_on / max(starts, 1) / self.window
-        if controlled:
-            f[FEATURE_INDEX["cabinet_temp"]] = _median(data[in_control][:, [COL["cabinet_temp"]]])[0]
-        f[FEATURE_INDEX["ambient_temp"]] = _median(data[:, [COL["ambient_temp"]]])[0]
+        else:
+            f[FEATURE_INDEX["on_ratio"] : FEATURE_INDEX["run_length"] + 1] = np.nan
+        f[FEATURE_INDEX["cabinet_temp"]] = med[_M_CAB]
+        f[FEATURE_INDEX["ambient_temp"]] = med[_M_AMB]
         return f
+
+
+def _stat_row(r: list[float], mode: int) -> list[float]:
+    """One reading laid out for the median matrix: its value in every statistic its mode belongs to,
+    NaN elsewhere. Done once per reading, in plain floats (a handful of scalars), so a window's features
+    are one sort of the matrix."""
+    nan = math.nan
+    m = [nan] * _N_MEDIANS
+    if mode == _RUN:
+        sp, dp, evap = r[_SP], r[_DP], r[_EVAP]
+        ratio = dp / max(sp, 0.05)  # absolute pressures; max() keeps a NaN first argument
+        tsat_d = _SAT_B / (_SAT_A - math.log(max(dp, 0.05))) - 273.15
+        m[:_N_RUN] = [r[i] for i in _RUN_COL_LIST]
+        m[_N_RUN : _N_RUN + 7] = [
+            ratio,
+            r[_SUCT_T] - evap,
+            tsat_d - r[_AMB],
+            r[_DIS_T] - tsat_d,
+            r[_CUR] / ratio if ratio else nan,
+            r[_VPEAK] / max(r[_VRMS], 1e-3),
+            r[_CAB] - evap,
+        ]
+    elif mode == _OFF:
+        m[_M_OFF] = r[_SP]
+    if mode in _CONTROLLED:
+        m[_M_CAB] = r[_CAB]
+    m[_M_AMB] = r[_AMB]
+    return m
+
+
+def _masked_median(m: np.ndarray, n: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Row medians of ``m`` ignoring NaN (np.sort puts NaN last), given ``n`` values per row and the
+    flat index of each row's start; NaN for a row without values."""
+    s = np.sort(m, axis=1).ravel()
+    med = 0.5 * (s[base + np.maximum(n - 1, 0) // 2] + s[base + np.maximum(n, 1) // 2 - (n == 0)])
+    med[n == 0] = np.nan
+    return med
 
 
 def to_row(

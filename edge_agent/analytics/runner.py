@@ -138,6 +138,10 @@ class ModelRunner:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # The graph's tensors are a few hundred bytes: an arena and memory patterns would only reserve
+        # resident memory the agent never uses (measured in docs/PERFORMANCE.md).
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         try:
             self.session = ort.InferenceSession(
                 blob, sess_options=options, providers=["CPUExecutionProvider"]
@@ -153,6 +157,27 @@ class ModelRunner:
         self._inv_scale = np.zeros(n, dtype=np.float32)
         self._feeds = {m.inputs[0]: self._x, m.inputs[1]: self._center, m.inputs[2]: self._inv_scale}
         self._outputs = list(m.outputs)
+        self._score = np.zeros(1, dtype=np.float32)
+        self._contrib = np.zeros((1, n), dtype=np.float32)
+        self._bound = self._bind()
+
+    def _bind(self) -> Any:
+        """Bind the preallocated input and output arrays to the session once (zero-copy), so a run
+        is one call into onnxruntime: half the cost of ``session.run`` for a graph this small, where
+        the Python wrapper's per-call checks dominate. Falls back to ``session.run`` when this
+        onnxruntime build does not expose the binding the way we expect."""
+        try:
+            binding = self.session.io_binding()
+            for name, arr in zip(self.manifest.inputs, (self._x, self._center, self._inv_scale), strict=True):
+                binding.bind_input(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
+            for name, arr in zip(self._outputs, (self._score, self._contrib), strict=True):
+                binding.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
+            run = self.session._sess.run_with_iobinding  # the pybind session under the wrapper
+            raw, options = binding._iobinding, ort.RunOptions()
+            run(raw, options)
+        except (AttributeError, *_ORT_ERRORS):
+            return None
+        return lambda: run(raw, options)
 
     @property
     def version(self) -> str:
@@ -167,6 +192,11 @@ class ModelRunner:
         self._center[:] = center
         self._inv_scale[:] = inv_scale
 
+    @property
+    def normal(self) -> tuple[np.ndarray, np.ndarray]:
+        """This site's (center, inv_scale) as installed."""
+        return self._center, self._inv_scale
+
     def zscores(self, features: np.ndarray) -> np.ndarray:
         """Standardised deviation of each feature from this site's normal (0 where unobserved)."""
         z = (features - self._center) * self._inv_scale
@@ -175,5 +205,8 @@ class ModelRunner:
     def run(self, features: np.ndarray) -> tuple[float, np.ndarray]:
         """Score one feature vector (NaN = not observed in this window: counts as normal)."""
         self._x[0] = features
+        if self._bound is not None:
+            self._bound()
+            return float(self._score[0]), self._contrib[0]
         score, contributions = self.session.run(self._outputs, self._feeds)
         return float(score.reshape(-1)[0]), contributions.reshape(-1)

@@ -54,40 +54,48 @@ class SensorMonitor:
         self._hi = np.array([ranges[p][1] for p in self.points])
         self._analog = np.array([p in analog for p in self.points])
         self._n_analog = int(self._analog.sum())
-        self._run_only = np.array([p in run_only for p in self.points])
+        self._still_ok = np.array([p not in run_only for p in self.points])  # may sit still when stopped
         self._run_col = self.points.index(run_point) if run_point in self.points else None
         n = len(self.points)
         self._last = np.full(n, np.nan)
         self._flat = np.zeros(n, dtype=np.int64)
         self._bad = np.zeros(n, dtype=np.int64)
         self._oor = np.full(n, np.nan)  # the out-of-range value of a point, while it is out of range
+        self._any_oor = False
+        self.good = np.ones(n, dtype=bool)  # the last reading's points that were readable and in range
 
     def reset(self) -> None:
         self._last.fill(np.nan)
         self._flat.fill(0)
         self._bad.fill(0)
         self._oor.fill(np.nan)
+        self._any_oor = False
 
     def update(self, row: np.ndarray) -> str | None:
         """Account for one reading (row in ``points`` order, NaN = missing); a sentence naming the
         faulty sensor, or None."""
         with np.errstate(invalid="ignore"):
-            good = (row >= self._lo) & (row <= self._hi)  # NaN fails both
-        bad = ~good
-        self._bad = np.where(bad, self._bad + 1, 0)
-        self._oor = np.where(good, np.nan, np.where(np.isfinite(row), row, self._oor))
-        if self._run_col is None:
-            running = True
-        else:
-            r = row[self._run_col]
-            running = bool(good[self._run_col] and r >= 0.5)
+            self.good = good = (row >= self._lo) & (row <= self._hi)  # NaN fails both
+        self._bad += 1
+        self._bad[good] = 0
+        if not good.all():  # rare: remember an out-of-range value for the message
+            finite = np.isfinite(row)
+            self._oor[~good & finite] = row[~good & finite]
+            self._any_oor = True
+        if self._any_oor:
+            self._oor[good] = np.nan
+            self._any_oor = not np.isnan(self._oor).all()
+        rc = self._run_col
+        running = rc is None or bool(good[rc] and row[rc] >= 0.5)
         watch = good & self._analog
         same = watch & (row == self._last)
-        counting = same if running else same & ~self._run_only
-        # A changed value resets; a repeat counts (for run-only channels only while running);
-        # a bad reading leaves the counter and the last value as they were.
-        self._flat = np.where(watch & ~same, 0, self._flat + counting)
-        self._last = np.where(good, row, self._last)
+        # A repeat counts (run-only channels only while running); a changed value resets; a bad
+        # reading leaves the counter and the last value as they were.
+        self._flat += same if running else same & self._still_ok
+        self._flat[watch & ~same] = 0
+        np.copyto(self._last, row, where=good)
+        if self._bad.max() < self.dropout_readings and self._flat.max() < self.flat_readings:
+            return None
         return self._verdict()
 
     def suspect(self) -> str | None:
