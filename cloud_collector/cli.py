@@ -30,6 +30,7 @@ from cloud_collector.errors import CollectorError, storage_errors
 from cloud_collector.service import run_collector
 from cloud_collector.views import Stats
 from common import logging as sc_logging
+from common import sdnotify
 from common import settings as sc_settings
 from common.errors import ConfigError
 
@@ -81,7 +82,12 @@ async def _serve(settings: CollectorSettings, migrate: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_collector(settings, migrate=migrate, stop=stop)
+    ready = asyncio.Event()  # READY=1 to systemd (Type=notify) once subscribed and listening
+    notifier = asyncio.create_task(sdnotify.ready_when(ready))
+    try:
+        await run_collector(settings, migrate=migrate, ready=ready, stop=stop)
+    finally:
+        notifier.cancel()
     log.info("collector stopped")
 
 

@@ -1,9 +1,10 @@
 """Settings: a TOML file, overridden by ``SIGNALCRAFT_*`` environment variables, validated once.
 
 Each program declares its settings as a tree of msgspec structs. A leaf ``mqtt.url`` can be set in the
-file under ``[mqtt] url = …`` or by ``SIGNALCRAFT_MQTT_URL``; the environment wins. Validation happens
-before any I/O and every error names the setting and where its value came from. Fields without a
-default are required: nothing silently falls back to a default host or user.
+file under ``[mqtt] url = …``, by a systemd credential named ``mqtt.url`` (``LoadCredential=``, for
+secrets) or by ``SIGNALCRAFT_MQTT_URL``; the environment wins, then the credential, then the file.
+Validation happens before any I/O and every error names the setting and where its value came from.
+Fields without a default are required: nothing silently falls back to a default host or user.
 
 Durations are written the way people say them (``"500ms"``, ``"1s"``, ``"5m"``, ``"2h"``, ``"30d"``) and
 arrive as :class:`datetime.timedelta`.
@@ -75,6 +76,7 @@ def load_with_sources(
     for dotted, _ in leaves:
         if _get(raw, dotted) is not _MISSING:
             sources[dotted] = f"file {origin}"
+    _apply_credentials(raw, leaves, env, sources)
     for dotted, info in leaves:
         name = ENV_PREFIX + dotted.replace(".", "_").upper()
         if name in env:
@@ -92,6 +94,22 @@ def load_with_sources(
 
 
 _MISSING = object()
+
+
+def _apply_credentials(raw: dict, leaves, env: Mapping[str, str], sources: dict[str, str]) -> None:
+    """Secrets from systemd's ``LoadCredential=`` (``$CREDENTIALS_DIRECTORY/<dotted name>``, e.g.
+    ``mqtt.url``): they override the file and are overridden by the environment. The file holds the
+    value itself; surrounding whitespace (the trailing newline of ``echo``) is dropped."""
+    folder = env.get("CREDENTIALS_DIRECTORY")
+    if not folder:
+        return
+    for dotted, info in leaves:
+        path = Path(folder) / dotted
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8").strip()
+        _set(raw, dotted, _from_env(dotted, text, info, f"credential {dotted}"))
+        sources[dotted] = f"credential {dotted}"
 
 
 def _leaves(info: mi.Type, prefix: tuple[str, ...]):

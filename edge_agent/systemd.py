@@ -1,4 +1,4 @@
-"""sd_notify without a dependency, and the watchdog that is fed only while the agent makes progress.
+"""The agent under systemd: READY, and the watchdog that is fed only while the agent makes progress.
 
 READY=1 goes out after the first good poll cycle. WATCHDOG=1 goes out every half ``WatchdogSec`` but
 only while *every* progress probe is fresh: the poll loop completed a cycle recently, and the uplink's
@@ -11,35 +11,15 @@ them. When feeding stops, the reason goes to the journal and to ``systemctl stat
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common.sdnotify import notify, watchdog_interval
+
 log = logging.getLogger(__name__)
-
-
-def notify(message: str) -> bool:
-    """Send one notification to systemd; False when not running under a notify-type unit."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]  # abstract namespace socket
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.connect(address)
-        s.sendall(message.encode())
-    return True
-
-
-def watchdog_interval() -> float | None:
-    """Half the unit's WatchdogSec, in seconds, or None when no watchdog is configured."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    if not usec or (os.environ.get("WATCHDOG_PID") and os.environ["WATCHDOG_PID"] != str(os.getpid())):
-        return None
-    return int(usec) / 2e6
+__all__ = ["Probe", "notify", "stalled", "supervise", "watchdog_interval"]
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -13,6 +14,7 @@ from common.errors import ConfigError
 from edge_agent.config import AgentSettings
 
 DEFAULT_CONFIG = Path("/etc/signalcraft/agent.toml")
+CREDENTIALS = Path("/etc/signalcraft/credentials")  # the files systemd/signalcraft-agent.service loads
 ConfigOpt = typer.Option(
     None, "--config", "-c", help="Agent config (TOML); default /etc/signalcraft/agent.toml"
 )
@@ -27,11 +29,19 @@ def load(path: Path | None) -> AgentSettings:
     """The validated config, or exit 2 with the message naming the setting."""
     from edge_agent import config
 
+    _use_service_credentials()
     try:
         return config.load(config_path(path))
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _use_service_credentials() -> None:
+    """A person running the CLI with sudo sees the settings the service sees: the service gets its
+    secrets (``mqtt.url`` with the password) from ``LoadCredential=`` files, so read the same files."""
+    if "CREDENTIALS_DIRECTORY" not in os.environ and os.access(CREDENTIALS, os.R_OK | os.X_OK):
+        os.environ["CREDENTIALS_DIRECTORY"] = str(CREDENTIALS)
 
 
 def die(message: str, as_json: bool, code: int = 1, **extra: Any) -> NoReturn:

@@ -188,6 +188,14 @@ def _session(t: Target, timeout: float) -> list[Check]:
 def _refused(reason: object, user: str, t: Target) -> Check:
     code = reason.value  # type: ignore[attr-defined]
     detail = f"broker refused the login as {user}: [code:{code:#x}] {reason}"
+    if t.address.username and not t.address.password:
+        return fail(
+            "login",
+            detail,
+            f"mqtt.url names user {user!r} but no password",
+            "the service reads the full URL from /etc/signalcraft/credentials/mqtt.url: run this command "
+            "with sudo to use it, or put the password there",
+        )
     if code in _BAD_CREDENTIALS or (code in _NOT_AUTHORIZED and t.address.username):
         # mosquitto answers a wrong password with "not authorized" too: it does not say which.
         return fail(
