@@ -200,7 +200,7 @@ async def alerts_for_offline_device(pg_url: str, site: str, device: str) -> None
     assert changes[0].alert.suppressed == "inhibited: the device is offline"
 
 
-async def test_feedback_becomes_a_false_alarm_rate_per_rule(env, pg_url, aiohttp_client):
+async def test_feedback_becomes_a_false_alarm_rate_per_rule(env, pg_url):
     collector, publisher, key, _ = env
     site, boot = unique("site"), boot_id()
     devices = [unique("dev") for _ in range(4)]

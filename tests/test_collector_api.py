@@ -27,7 +27,7 @@ from tests.collector_helpers import (
 
 
 @pytest.fixture
-async def client(aiohttp_client, broker, pg_url):
+async def client(pg_url, broker, aiohttp_client):
     key = await make_key(pg_url, "admin")
     app = make_app(settings_for(broker.url, pg_url), migrate=True)
     c = await aiohttp_client(app, headers=bearer(key))

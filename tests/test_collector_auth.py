@@ -26,7 +26,7 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-async def app(aiohttp_client, broker, pg_url, redis_url):
+async def app(pg_url, broker, redis_url, aiohttp_client):
     await make_key(pg_url)  # migrates
     application = make_app(settings_for(broker.url, pg_url, redis={"url": redis_url}), migrate=True)
     application[AUTH_SETTINGS] = AuthSettings(limits=LoginLimits(per_account=3, per_address=100))
