@@ -132,6 +132,20 @@ def config_check(config: Path | None = ConfigOpt, as_json: bool = JsonOpt) -> No
     )
 
 
+@app.command()
+def analyze(
+    recording: Path = typer.Argument(..., exists=True, dir_okay=False, help="PCM WAV recording."),
+    baseline: Path | None = typer.Option(
+        None, "--baseline", exists=True, dir_okay=False, help="Healthy recording to learn normal from."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Score a recorded waveform window by window with the agent's own feature + model path."""
+    from edge_agent.analytics.analyze import run_cli
+
+    raise typer.Exit(run_cli(recording, baseline, as_json))
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m edge_agent.cli`
     app()
 

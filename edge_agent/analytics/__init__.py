@@ -7,6 +7,8 @@
       ├─ Calibration        the first readings learn this machine's normal (persisted, resumable)
       ├─ ModelRunner        ONNX: features + site normal -> score (1.0 = threshold) + contributions
       └─ HealthMachine      hysteresis, counted in readings -> HEALTHY / WARNING / ALARM
+    Analytics.observe_waveform(window)   the same calibration, ONNX and health path per waveform source
+                                         (edge_agent.analytics.waveform), merged into the next verdict
 
 Everything that depends on how much machine time a reading stands for is derived from the window:
 the shipped model is trained on windows covering ``manifest.window.seconds`` of machine time, so a
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +33,10 @@ from edge_agent.analytics.health import HealthConfig, HealthMachine
 from edge_agent.analytics.presets import DEMO, REALTIME, Preset
 from edge_agent.analytics.runner import ModelRunner
 from edge_agent.analytics.sensors import SensorMonitor
+from edge_agent.analytics.waveform import WaveformScorer, WaveformVerdict
+
+if TYPE_CHECKING:
+    from edge_agent.sources.waveform.reader import WaveformWindow
 
 __all__ = ["DEMO", "REALTIME", "Analytics", "HealthConfig", "Preset", "Verdict"]
 
@@ -112,6 +119,9 @@ class Analytics:
             self._runner.set_normal(self._calibration.normal.center, self._calibration.normal.inv_scale)
         self._health = HealthMachine(health or HealthConfig.for_window(window))
         self._last: HealthState | None = None
+        self._state_dir = state_dir
+        self._waveforms: dict[str, WaveformScorer] = {}
+        self._waveform_last: dict[str, WaveformVerdict] = {}
 
     @property
     def model_version(self) -> str:
@@ -131,6 +141,22 @@ class Analytics:
         """Forget this machine's normal and learn it again from the next readings (e.g. after a repair)."""
         self._calibration.reset()
         self._health.reset()
+        for scorer in self._waveforms.values():
+            scorer.recalibrate()
+        self._waveform_last.clear()
+
+    def observe_waveform(self, window: WaveformWindow) -> WaveformVerdict:
+        """Score one window of a waveform source (the agent's hook, see sources/waveform/README.md).
+
+        Each source has its own calibration (``waveform-<source>.json``) and health state; a source in
+        WARNING or ALARM shows in the next :meth:`observe` verdict when the slow readings are healthy.
+        """
+        scorer = self._waveforms.get(window.source)
+        if scorer is None:
+            scorer = self._waveforms[window.source] = WaveformScorer(None, self._state_dir, window.source)
+        verdict = scorer.observe(window.samples, window.sample_rate, window.overload)
+        self._waveform_last[window.source] = verdict
+        return verdict
 
     def observe(self, ts: datetime, values: dict[str, float], missing: list[str]) -> Verdict:
         """Account for one poll cycle and return the verdict (call once per reading, in time order).
@@ -161,7 +187,20 @@ class Analytics:
         score, contributions = self._runner.run(features)
         state = self._health.update(score)
         top = self._contributors(features, contributions)
+        if state is HealthState.HEALTHY and self._waveform_last:
+            loud = self._loudest_waveform()
+            if loud is not None:
+                return self._verdict(loud.score, loud.state, loud.reason, loud.contributors)
         return self._verdict(score, state, self._explain(score, state, top), top)
+
+    def _loudest_waveform(self) -> WaveformVerdict | None:
+        worst = None
+        for v in self._waveform_last.values():
+            if v.state in (HealthState.WARNING, HealthState.ALARM) and (
+                worst is None or v.state is HealthState.ALARM
+            ):
+                worst = v
+        return worst
 
     def _calibrating_reason(self, why_not: str) -> str:
         done, needed = self.calibration_progress

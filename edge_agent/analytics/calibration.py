@@ -46,10 +46,11 @@ class Calibration:
         identity: dict[str, object],
         fleet_scale: np.ndarray,
         with_std: bool = False,
+        name: str = "calibration",
     ) -> None:
         if needed < 1:
             raise ValueError(f"calibration_readings must be positive, got {needed}")
-        self.path = state_dir / FILE_NAME
+        self.path = state_dir / (FILE_NAME if name == "calibration" else f"{name}.json")
         self.needed = needed
         self.identity = identity
         self.fleet_scale = fleet_scale

@@ -26,6 +26,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from common.errors import ModelError
 from edge_agent.analytics.channels import ChannelSpec
 from edge_agent.analytics.features import FEATURES, Timing
+from edge_agent.analytics.waveform import WaveformSpec
 
 MANIFEST_FORMAT = 1
 _ORT_ERRORS = (
@@ -63,12 +64,17 @@ class Manifest:
     window_seconds: float  # machine time one window is meant to cover
     timing: Timing  # durations of the operating modes, in machine seconds
     channels: ChannelSpec | None  # a generic per-channel model (None: the compressor's features)
+    waveform: WaveformSpec | None  # a waveform model
     raw: dict[str, Any]
 
     @property
     def expected_features(self) -> tuple[str, ...]:
         """The feature names this agent computes for the model's extractor, in order."""
-        return self.channels.names if self.channels is not None else FEATURES
+        if self.channels is not None:
+            return self.channels.names
+        if self.waveform is not None:
+            return self.waveform.names
+        return FEATURES
 
     @classmethod
     def load(cls, model_dir: Path) -> Manifest:
@@ -95,6 +101,7 @@ class Manifest:
                 window_seconds=float(doc["window"]["seconds"]),
                 timing=Timing(**{k: float(v) for k, v in doc["window"].get("timing", {}).items()}),
                 channels=_extractor(doc.get("extractor", {"kind": "compressor"})),
+                waveform=_waveform(doc.get("extractor", {})),
                 raw=doc,
             )
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -109,7 +116,21 @@ def _extractor(doc: dict[str, Any]) -> ChannelSpec | None:
         return None
     if kind == "channels":
         return ChannelSpec.from_manifest(doc)
+    if kind == "waveform":
+        return None
     raise ValueError(f"unknown extractor kind {kind!r} (compressor or channels)")
+
+
+def _waveform(doc: dict[str, Any]) -> WaveformSpec | None:
+    return WaveformSpec.from_manifest(doc) if doc.get("kind") == "waveform" else None
+
+
+def bundled_waveform_dir() -> Path:
+    """Folder of the waveform model shipped with the package (``models/variants/waveform-v1``)."""
+    path = bundled_model_dir().parent / "variants" / "waveform-v1"
+    if not path.is_dir():
+        raise ModelError(f"no bundled waveform model: {path} is not installed")
+    return path
 
 
 class ModelRunner:
