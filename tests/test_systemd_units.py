@@ -103,3 +103,23 @@ def test_ready_when_tells_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     asyncio.run(go())
     assert listener.recv(100) == b"READY=1"
     listener.close()
+
+
+def test_install_script_plan(tmp_path: Path) -> None:
+    script = UNITS.parent / "scripts" / "install-pi.sh"
+    result = subprocess.run(
+        ["bash", str(script), "--dry-run", "--site", "shop", "--device", "freezer-1"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    plan = result.stdout
+    for step in (
+        "useradd --system",
+        "usermod -aG dialout signalcraft",
+        "--only-binary=:all:",
+        "/etc/signalcraft/agent.toml",
+        "credentials/mqtt.url",
+        "systemctl enable signalcraft-agent",
+    ):
+        assert step in plan, plan
