@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 STREAM = "signalcraft:events"
 STREAM_LEN = 10_000  # entries kept in Redis for replay (approximate trimming)
 RING_SIZE = 1000  # events kept in memory for replay without Redis
+XREAD_BLOCK_MS = 1000
 SUBSCRIBER_BACKLOG = 1000  # a client this far behind is disconnected; it reconnects with Last-Event-ID
 _ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
 
@@ -178,7 +179,9 @@ class EventBus:
                 ready.set()
                 delay = 0.5
                 while True:
-                    batches = await self._redis.xread({STREAM: last}, count=500, block=5000)
+                    # Block well under the client's socket timeout (redis-py: 5 s by default), or an
+                    # idle stream would look like a lost connection.
+                    batches = await self._redis.xread({STREAM: last}, count=500, block=XREAD_BLOCK_MS)
                     for _, entries in batches:
                         for entry_id, fields in entries:
                             event = _event(entry_id, fields)
