@@ -20,8 +20,10 @@ import numpy as np
 
 from edge_agent.analytics import REALTIME, Analytics
 from edge_agent.analytics.features import POINTS
-from edge_agent.analytics.runner import ModelRunner
+from edge_agent.analytics.runner import ModelRunner, bundled_waveform_dir
+from edge_agent.analytics.waveform import WaveformScorer
 from models.simdata import RegisterView, readings
+from simulator.waveform import Signature
 
 
 def bench(window: int, n_readings: int, spr: float) -> dict[str, float]:
@@ -66,6 +68,38 @@ def bench(window: int, n_readings: int, spr: float) -> dict[str, float]:
     }
 
 
+def bench_waveform(rate: int, n_windows: int) -> dict[str, float]:
+    """One waveform window (1 s): features + ONNX + health state, against rfft + onnxruntime run."""
+    sig = Signature(rate, seed=1)
+    windows = [sig.next(rate).astype(np.float32)[:, None] for _ in range(40)]
+    with tempfile.TemporaryDirectory() as state:
+        scorer = WaveformScorer(None, Path(state), "vib", calibration_windows=20)
+        for w in windows[:20]:
+            scorer.observe(w, rate)
+        session = ModelRunner(bundled_waveform_dir()).session
+        n = session.get_outputs()[1].shape[1]
+        feeds = {"center": np.zeros(n, np.float32), "inv_scale": np.ones(n, np.float32)}
+        per_call, base = [], []
+        for k in range(n_windows):
+            w = windows[20 + k % 20]
+            t = time.perf_counter_ns()
+            scorer.observe(w, rate)
+            per_call.append(time.perf_counter_ns() - t)
+            t = time.perf_counter_ns()
+            spectrum = np.abs(np.fft.rfft(w[:, 0]))
+            feeds["features"] = spectrum[None, :n].astype(np.float32)
+            session.run(None, feeds)
+            base.append(time.perf_counter_ns() - t)
+    observe_us = statistics.median(per_call) / 1000
+    base_us = statistics.median(base) / 1000
+    return {
+        "rate": rate,
+        "observe_median_us": round(observe_us, 1),
+        "baseline_median_us": round(base_us, 1),
+        "ratio": round(observe_us / base_us, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -81,6 +115,10 @@ def main() -> None:
             f"{r['window']:>7} {r['scored']:>7} {r['observe_median_us']:>11} {r['observe_p99_us']:>8} "
             f"{r['baseline_median_us']:>13} {r['ratio']:>6}"
         )
+    print(f"\n{'waveform 1 s':>12} {'window µs':>10} {'rfft+onnx µs':>13} {'ratio':>6}")
+    for rate in (8000, 16000):
+        w = bench_waveform(rate, 300)
+        print(f"{rate:>9} Hz {w['observe_median_us']:>10} {w['baseline_median_us']:>13} {w['ratio']:>6}")
 
 
 if __name__ == "__main__":

@@ -92,67 +92,92 @@ class WaveformSpec:
 
 
 class WaveformFeatures:
-    """Features of windows of ``n`` samples at ``rate``; masks and buffers are built once per shape."""
+    """Features of windows of ``n`` samples at ``rate``; bin ranges and buffers are built once per shape.
+
+    Cost is one real FFT of the window plus small fixed work: bands are contiguous bin ranges (slices, not
+    masks), and the envelope is demodulated at baseband: the bearing band's bins are moved down to 0 Hz
+    in a short complex buffer (a power of two covering the band), whose inverse FFT is the band's complex
+    envelope at a few kHz, plenty for defect frequencies below 500 Hz and a fraction of a full-length
+    inverse transform.
+    """
 
     def __init__(self, spec: WaveformSpec, rate: int, n: int) -> None:
         self.spec, self.rate, self.n = spec, rate, n
-        freqs = np.fft.rfftfreq(n, 1.0 / rate)
+        df = rate / n  # Hz per bin
         nyquist = rate / 2
-        self._freqs = freqs
-        self._bands = [(freqs >= b.lo) & (freqs < b.hi) if b.hi <= nyquist else None for b in spec.bands]
+        n_bins = n // 2 + 1
+
+        def bins(lo: float, hi: float) -> tuple[int, int]:
+            return max(1, math.ceil(lo / df)), min(n_bins, math.ceil(min(hi, nyquist) / df))
+
+        self._bands = [bins(b.lo, b.hi) if b.hi <= nyquist else None for b in spec.bands]
+        self._freqs = np.fft.rfftfreq(n, 1.0 / rate)[1:].astype(np.float32)
         lo, hi = spec.bearing_band
-        self._bearing = (freqs >= lo) & (freqs < min(hi, nyquist))
-        # Envelope: the analytic signal of the band sampled at the full rate; its spectrum's resolution
-        # is the window's (1 Hz for a 1 s window).
-        self._env_band = (freqs >= ENVELOPE_BAND[0]) & (freqs < ENVELOPE_BAND[1])
-        self._analytic = np.zeros(n, dtype=np.complex128)
+        self._bearing = bins(lo, hi) if lo < nyquist else None
+        width = self._bearing[1] - self._bearing[0] if self._bearing else 0
+        # A complex baseband signal of bandwidth B needs B samples per second: the band fits in m bins.
+        self._m = 1 << max(4, math.ceil(math.log2(max(width, 2))))
+        self._baseband = np.zeros(self._m, dtype=np.complex64)
+        env_df = 1.0 / (n / rate)  # the envelope spans the same duration: same resolution
+        self._env_bins = (max(1, math.ceil(ENVELOPE_BAND[0] / env_df)), math.ceil(ENVELOPE_BAND[1] / env_df))
+        self._env_df = env_df
         self._out = np.full(len(spec.names), np.nan)
         self.envelope_hz = math.nan  # frequency of the last envelope line, for the explanation
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Features of one channel's window (1-D); an internal array the next call overwrites."""
         out = self._out
-        x = np.asarray(x, dtype=np.float64)
-        x = x - x.mean()
-        power_t = float(np.dot(x, x)) / len(x)
+        # float32 throughout: the sensor's samples are float32, and numpy's FFT keeps that precision
+        # (half the memory traffic of float64); sums use pairwise summation, ample for these features.
+        x = np.asarray(x, dtype=np.float32)
+        x = x - x.mean(dtype=np.float64).astype(np.float32)
+        x2 = x * x
+        power_t = float(x2.sum()) / len(x)
         rms = math.sqrt(power_t)
-        peak = float(np.abs(x).max())
+        peak = float(max(x.max(), -x.min()))
         out[0], out[1] = rms, peak
         out[2] = peak / rms if rms > 0 else math.nan
-        out[3] = float(np.mean(x**4)) / (power_t * power_t) if power_t > 0 else math.nan
+        out[3] = float(np.dot(x2, x2, out=None)) / len(x) / (power_t * power_t) if power_t > 0 else math.nan
         spec = np.fft.rfft(x)
-        power = spec.real**2 + spec.imag**2
-        total = float(power.sum())
+        power = spec.real * spec.real + spec.imag * spec.imag
         k = 4
-        for mask in self._bands:
+        for b in self._bands:
             # Parseval: band power from the spectrum, as an RMS in the signal's unit, in log10.
-            if mask is None:
+            if b is None:
                 out[k] = math.nan
             else:
-                band_rms = math.sqrt(2.0 * float(power[mask].sum())) / len(x)
+                band_rms = math.sqrt(2.0 * float(power[b[0] : b[1]].sum())) / len(x)
                 out[k] = math.log10(max(band_rms, 1e-9))
             k += 1
         p = power[1:]
-        out[k] = float(np.dot(self._freqs[1:], p)) / total if total > 0 else math.nan
-        logp = np.log(p + 1e-30)
-        out[k + 1] = math.exp(float(logp.mean())) / float(p.mean()) if total > 0 else math.nan
+        total = float(p.sum())
+        if total > 0:
+            out[k] = float(np.dot(self._freqs, p)) / total
+            out[k + 1] = math.exp(float(np.log(p + np.float32(1e-30)).mean(dtype=np.float64))) / (
+                total / len(p)
+            )
+        else:
+            out[k] = out[k + 1] = math.nan
         out[k + 2] = self._envelope_peak(spec)
         return out
 
     def _envelope_peak(self, spec: np.ndarray) -> float:
-        if not self._bearing.any():
+        if self._bearing is None:
             return math.nan
-        a = self._analytic
+        i0, i1 = self._bearing
+        a = self._baseband
         a.fill(0)
-        half = spec[: len(self._bearing)] * self._bearing
-        a[: len(half)] = 2.0 * half  # positive frequencies only: the analytic signal
+        a[: i1 - i0] = spec[i0:i1]  # the band moved down to 0 Hz: same envelope, far fewer samples
         env = np.abs(np.fft.ifft(a))
-        env_spec = np.abs(np.fft.rfft(env - env.mean()))[self._env_band]
+        env_spec = np.abs(np.fft.rfft(env - env.mean()))
+        j0, j1 = self._env_bins
+        env_spec = env_spec[j0 : min(j1, len(env_spec))]
         if env_spec.size == 0:
             return math.nan
         i = int(np.argmax(env_spec))
-        self.envelope_hz = float(self._freqs[self._env_band][i])
-        floor = float(np.median(env_spec))
+        self.envelope_hz = (j0 + i) * self._env_df
+        half = env_spec.size // 2
+        floor = float(np.partition(env_spec, half)[half])  # the median line: the spectrum's floor
         return math.log10((float(env_spec[i]) + 1e-12) / (floor + 1e-12))
 
 
