@@ -7,15 +7,13 @@ technician's groups live in :mod:`edge_agent.commands` (``diag``, ``buffer``, ``
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import typer
 
 from common.errors import ConfigError
-from edge_agent.commands.common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, ask, load, print_json
+from edge_agent.commands.common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, ask, config_path, load, print_json
 from edge_agent.commands.diag import diag
 from edge_agent.commands.doctor import doctor
 from edge_agent.commands.ops import buffer_app, calibrate_app
@@ -37,39 +35,11 @@ def run(
     config: Path | None = ConfigOpt, log_level: str = typer.Option("info", help="debug|info|warning")
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C."""
-    from common import logging as sclog
-    from common.errors import ModelError
-    from edge_agent import systemd
-    from edge_agent.agent import Agent
+    from edge_agent import service
 
-    settings = load(config)
-    sclog.setup(log_level)
-    try:
-        agent = Agent(settings)
-    except (ConfigError, ModelError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: agent.stop())
-    ready = threading.Event()
-    threading.Thread(
-        target=systemd.supervise, args=(ready, agent.stop_event, _probes(agent)), daemon=True, name="systemd"
-    ).start()
-    agent.run(ready)
-    systemd.notify("STOPPING=1")
-
-
-def _probes(agent) -> list:
-    """What must keep moving for the watchdog to be fed: the poll loop and the uplink (edge_agent.systemd)."""
-    from edge_agent import systemd
-    from edge_agent.uplink import HEARTBEAT_S
-
-    poll = agent.settings.agent.poll_interval.total_seconds()
-    half = systemd.watchdog_interval() or 0.0
-    return [
-        systemd.Probe("poll loop", lambda: agent.health.last_cycle, max(3 * poll, half)),
-        systemd.Probe("uplink", agent.uplink.progress, 3 * HEARTBEAT_S),
-    ]
+    # The installed `signalcraft-agent run` goes straight to edge_agent.service (no typer in memory);
+    # this command is the same thing for `--help` and for callers of the typer app.
+    raise typer.Exit(service.serve(config_path(config), log_level))
 
 
 @app.command()
@@ -147,7 +117,9 @@ def analyze(
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m edge_agent.cli`
-    app()
+    from edge_agent.service import main as entry
+
+    entry()
 
 
 if __name__ == "__main__":  # pragma: no cover
