@@ -15,7 +15,6 @@ Bytes are deterministic: fixed node names, no timestamps, float32 weights from a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,16 +22,13 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from edge_agent.analytics.features import FEATURES, Timing
 from models.detector import Detector
+from models.onnx_graph import manifest_head, scorer, write_model
 
-OPSET = 17
-IR_VERSION = 8  # readable by onnxruntime >= 1.14, older than what a Pi image may pin
 MODEL_NAME = "compressor"
-INPUTS = {"features": "features", "center": "center", "inv_scale": "inv_scale"}
-OUTPUTS = {"score": "score", "contributions": "contributions"}
 
 
 @dataclass(frozen=True)
@@ -69,49 +65,20 @@ def build_graph(det: Detector) -> onnx.ModelProto:
         helper.make_node("Add", ["q_part", "t2_part"], ["contributions"], name="contributions"),
         helper.make_node("ReduceSum", ["contributions", "axis1"], ["score"], keepdims=0, name="score"),
     ]
-    graph = helper.make_graph(
+    return scorer(
         nodes,
+        f,
+        inits,
         "compressor_pca_t2q",
-        inputs=[
-            helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, f]),
-            helper.make_tensor_value_info("center", TensorProto.FLOAT, [f]),
-            helper.make_tensor_value_info("inv_scale", TensorProto.FLOAT, [f]),
-        ],
-        outputs=[
-            helper.make_tensor_value_info("score", TensorProto.FLOAT, [1]),
-            helper.make_tensor_value_info("contributions", TensorProto.FLOAT, [1, f]),
-        ],
-        initializer=inits,
+        f"PCA T2+Q detector over {f} window features, {k} components; score 1.0 = threshold",
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="signalcraft-model",
-        producer_version="1",
-        ir_version=IR_VERSION,
-    )
-    model.doc_string = f"PCA T2+Q detector over {f} window features, {k} components; score 1.0 = threshold"
-    onnx.checker.check_model(model)
-    return model
 
 
 def export(det: Detector, info: ExportInfo, out_dir: Path) -> tuple[Path, Path]:
     """Write ``<version>.onnx`` and ``<version>.json`` into ``out_dir``; return both paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    blob = build_graph(det).SerializeToString(deterministic=True)
-    onnx_path = out_dir / f"{info.version}.onnx"
-    onnx_path.write_bytes(blob)
+    onnx_path, blob = write_model(build_graph(det), out_dir, info.version)
     manifest = {
-        "format": 1,
-        "model": MODEL_NAME,
-        "version": info.version,
-        "onnx_file": onnx_path.name,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "opset": OPSET,
-        "ir_version": IR_VERSION,
-        "features": list(FEATURES),
-        "inputs": INPUTS,
-        "outputs": OUTPUTS,
+        **manifest_head(MODEL_NAME, info.version, onnx_path, blob, list(FEATURES)),
         "normalisation": {
             "fleet_scale": _floats(det.fleet_scale),
             "site": "center = median of the calibration windows; scale = max(fleet_scale, 1.4826 * site MAD)",

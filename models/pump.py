@@ -18,23 +18,21 @@ spread seen during calibration" (a fixed statistical choice, not fitted to any l
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from edge_agent.analytics.channels import Channel, ChannelSpec
+from models.onnx_graph import manifest_head, scorer, write_model
 
 VERSION = "pump-v1"
 Z_LIMIT = 5.0
 WINDOW = 10  # readings (10 s at 1 Hz): short enough to follow a valve that closes in seconds
 FLAT_READINGS = 300  # quantised meters (whole litres per minute) repeat for tens of seconds when steady
-OPSET = 17
-IR_VERSION = 8
 ARTIFACTS = Path(__file__).with_name("variants") / VERSION
 
 #: SKAB's channels. Allowances: motor body and fluid temperatures follow the room and the load by a
@@ -79,51 +77,22 @@ def build_graph(n_features: int, z_limit: float) -> onnx.ModelProto:
         helper.make_node("Mul", ["abs_z", "inv_limit"], ["contributions"], name="contributions"),
         helper.make_node("ReduceMax", ["contributions"], ["score"], axes=[1], keepdims=0, name="score"),
     ]
-    graph = helper.make_graph(
+    return scorer(
         nodes,
+        f,
+        inits,
         "channels_max_z",
-        inputs=[
-            helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, f]),
-            helper.make_tensor_value_info("center", TensorProto.FLOAT, [f]),
-            helper.make_tensor_value_info("inv_scale", TensorProto.FLOAT, [f]),
-        ],
-        outputs=[
-            helper.make_tensor_value_info("score", TensorProto.FLOAT, [1]),
-            helper.make_tensor_value_info("contributions", TensorProto.FLOAT, [1, f]),
-        ],
-        initializer=inits,
+        f"largest |z| of {f} channel features over {z_limit:g}; score 1.0 = threshold",
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="signalcraft-model",
-        producer_version="1",
-        ir_version=IR_VERSION,
-    )
-    model.doc_string = f"largest |z| of {f} channel features over {z_limit:g}; score 1.0 = threshold"
-    onnx.checker.check_model(model)
-    return model
 
 
 def export(cfg: PumpConfig, out_dir: Path = ARTIFACTS) -> tuple[Path, Path]:
     """Write ``<version>.onnx`` and its manifest (deterministic bytes); return both paths."""
     spec = cfg.spec
     names = spec.names
-    blob = build_graph(len(names), cfg.z_limit).SerializeToString(deterministic=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / f"{cfg.version}.onnx"
-    onnx_path.write_bytes(blob)
+    onnx_path, blob = write_model(build_graph(len(names), cfg.z_limit), out_dir, cfg.version)
     manifest = {
-        "format": 1,
-        "model": "channels",
-        "version": cfg.version,
-        "onnx_file": onnx_path.name,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "opset": OPSET,
-        "ir_version": IR_VERSION,
-        "features": list(names),
-        "inputs": {"features": "features", "center": "center", "inv_scale": "inv_scale"},
-        "outputs": {"score": "score", "contributions": "contributions"},
+        **manifest_head("channels", cfg.version, onnx_path, blob, list(names)),
         "extractor": spec.to_manifest(),
         "normalisation": {
             "fleet_scale": [float(v) for v in spec.floor()],

@@ -10,12 +10,12 @@ for ``signalcraft-agent analyze --baseline``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from edge_agent.analytics.waveform import WaveformSpec
-from models.pump import IR_VERSION, OPSET, build_graph
+from models.onnx_graph import manifest_head, write_model
+from models.pump import build_graph
 
 VERSION = "waveform-v1"
 Z_LIMIT = 5.0
@@ -28,22 +28,10 @@ LOG_FLOOR = 0.1
 def export(spec: WaveformSpec | None = None, out_dir: Path = ARTIFACTS, z_limit: float = Z_LIMIT) -> Path:
     spec = spec or WaveformSpec()
     names = spec.names
-    blob = build_graph(len(names), z_limit).SerializeToString(deterministic=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / f"{VERSION}.onnx"
-    onnx_path.write_bytes(blob)
+    onnx_path, blob = write_model(build_graph(len(names), z_limit), out_dir, VERSION)
     floor = [LOG_FLOOR if n.startswith("band.") or n == "envelope_peak" else 0.0 for n in names]
     manifest = {
-        "format": 1,
-        "model": "waveform",
-        "version": VERSION,
-        "onnx_file": onnx_path.name,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "opset": OPSET,
-        "ir_version": IR_VERSION,
-        "features": list(names),
-        "inputs": {"features": "features", "center": "center", "inv_scale": "inv_scale"},
-        "outputs": {"score": "score", "contributions": "contributions"},
+        **manifest_head("waveform", VERSION, onnx_path, blob, list(names)),
         "extractor": spec.to_manifest(),
         "normalisation": {
             "fleet_scale": floor,
