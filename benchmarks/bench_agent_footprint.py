@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -71,8 +70,7 @@ def measure(proc: subprocess.Popen, seconds: float, warmup: float = 10.0) -> tup
 
 
 def stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(20)
+    embedded.terminate(proc, timeout=20)
 
 
 def main() -> None:

@@ -163,10 +163,19 @@ class Demo:
         env = {k: v for k, v in os.environ.items() if k != "SIGNALCRAFT_DATABASE_URL"}
         config = ["--config", str(self.collector_config)]
         collector = _bin("signalcraft-collector")
-        made = subprocess.run([collector, "users", "add", DEMO_LOGIN, "--role", "admin", "--password-stdin",
-                               *config], input=self.password + "\n", capture_output=True, text=True, env=env)
-        key = subprocess.run([collector, "apikeys", "create", "--role", "viewer", "--name", "demo", *config],
-                             capture_output=True, text=True, env=env)
+        made = subprocess.run(
+            [collector, "users", "add", DEMO_LOGIN, "--role", "admin", "--password-stdin", *config],
+            input=self.password + "\n",
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        key = subprocess.run(
+            [collector, "apikeys", "create", "--role", "viewer", "--name", "demo", *config],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         for step in (made, key):
             if step.returncode != 0:
                 raise DemoError(f"could not create the demo's access: {step.stderr.strip()}")
@@ -200,11 +209,11 @@ class Demo:
 
     def close(self) -> None:
         for agent in self.agents:
-            _stop(agent.proc)
+            embedded.terminate(agent.proc)
         if self.fleet is not None:
             self.fleet.stop()
         if self.collector is not None:
-            _stop(self.collector)
+            embedded.terminate(self.collector)
         if self.broker is not None:
             self.broker.stop()
         if self.postgres is not None:
@@ -271,7 +280,7 @@ class Demo:
                 agent.device,
                 agent.fault or "none",
                 f"[{colour}]{state}[/]",
-                str(d.get("last_seen", "—")),
+                _ago(d.get("last_seen")),
                 str(d.get("active_alerts", 0)),
             )
         return t
@@ -364,16 +373,3 @@ def _get(url: str, timeout: float = 2.0, key: str = "") -> Any:
             return json.loads(resp.read())
     except (OSError, urllib.error.URLError, ValueError):
         return None
-
-
-def _stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

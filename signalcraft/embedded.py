@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,11 +68,11 @@ class Broker:
         return self.kind == "mosquitto"
 
     def stop(self) -> None:
-        _terminate(self.proc)
+        terminate(self.proc)
 
     def pause(self) -> None:
         """Stop the broker process but keep its persistence folder (an outage)."""
-        _terminate(self.proc)
+        terminate(self.proc)
 
     def resume(self) -> None:
         """Start it again on the same port after :meth:`pause`."""
@@ -130,12 +131,16 @@ def start_postgres(datadir: Path) -> Postgres:
     import pgserver  # imported here: only the demo and the tests need it
 
     datadir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(datadir), cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (no login session) and falls back to /tmp: fine.
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(str(datadir), cleanup_mode="stop")
     url = server.get_uri()
     return Postgres(url, getattr(server, "cleanup", None))
 
 
-def _terminate(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the child's process group, SIGKILL it if it has not gone after ``timeout`` s."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):

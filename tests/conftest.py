@@ -49,7 +49,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(why)
     yield url
     if proc is not None:
-        embedded._terminate(proc)
+        embedded.terminate(proc)
 
 
 @pytest.fixture

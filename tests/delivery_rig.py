@@ -139,8 +139,7 @@ class Rig:
 
     def close(self) -> None:
         for proc in (self.agent, self.collector):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(20)
+            if proc is not None:
+                embedded.terminate(proc, timeout=20)
         self.unit.stop()
         self.broker.stop()

@@ -80,4 +80,4 @@ class AgentProcess:
         raise AssertionError(f"agent never got there; log: {self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        embedded._terminate(self.proc)
+        embedded.terminate(self.proc)

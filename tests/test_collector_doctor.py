@@ -165,7 +165,7 @@ def secured_broker(tmp_path):
     agent.disconnect()
     agent.loop_stop()
     yield port
-    embedded._terminate(proc)
+    embedded.terminate(proc)
 
 
 def _broker_check(tmp_path, pg_url, port: int, user: str, password: str) -> tuple[int, dict]:

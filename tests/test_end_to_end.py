@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -31,16 +29,6 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def _get(url: str, key: str):
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
     with urllib.request.urlopen(request, timeout=5) as resp:
@@ -54,8 +42,9 @@ class SseReader(threading.Thread):
         super().__init__(daemon=True)
         self.events: list[tuple[str, dict]] = []
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.conn.request("GET", "/api/v1/stream",
-                          headers={"Accept": "text/event-stream", "Authorization": f"Bearer {key}"})
+        self.conn.request(
+            "GET", "/api/v1/stream", headers={"Accept": "text/event-stream", "Authorization": f"Bearer {key}"}
+        )
         self.resp = self.conn.getresponse()
         assert self.resp.status == 200
         assert self.resp.getheader("Content-Type", "").startswith("text/event-stream")
@@ -112,8 +101,19 @@ def test_fault_reaches_the_api_and_the_stream(broker: embedded.Broker, pg_url: s
     try:
         embedded.wait_for_port("127.0.0.1", api_port, timeout=60, proc=collector)
         key = subprocess.run(
-            [str(BIN / "signalcraft-collector"), "apikeys", "create", "--role", "viewer", "--config",
-             str(tmp_path / "collector.toml")], capture_output=True, text=True, check=True).stdout.strip()
+            [
+                str(BIN / "signalcraft-collector"),
+                "apikeys",
+                "create",
+                "--role",
+                "viewer",
+                "--config",
+                str(tmp_path / "collector.toml"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         sse = SseReader(api_port, key)
         sse.start()
         for i, unit in enumerate(fleet.units):
@@ -158,6 +158,6 @@ def test_fault_reaches_the_api_and_the_stream(broker: embedded.Broker, pg_url: s
         if sse is not None:
             sse.close()
         for proc in agents:
-            _stop(proc)
+            embedded.terminate(proc)
         fleet.stop()
-        _stop(collector)
+        embedded.terminate(collector)

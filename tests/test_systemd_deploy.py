@@ -49,4 +49,4 @@ def test_redis_config_confines_the_collector(tmp_path: Path) -> None:
             redis.Redis(port=port).ping()  # the default user is off
         client.close()
     finally:
-        embedded._terminate(proc)
+        embedded.terminate(proc)

@@ -81,7 +81,7 @@ class SecureBroker:
     proc: subprocess.Popen
 
     def stop(self) -> None:
-        embedded._terminate(self.proc)
+        embedded.terminate(self.proc)
 
 
 def start_secure_broker(workdir: Path, users: dict[str, str]) -> SecureBroker:
