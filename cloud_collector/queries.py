@@ -18,7 +18,6 @@ from cloud_collector.views import (
     BucketView,
     DeviceStats,
     DeviceView,
-    FleetStats,
     ReadingView,
     StateView,
     Stats,
@@ -251,19 +250,7 @@ async def stats(conn: asyncpg.Connection) -> Stats:
     with storage_errors("computing stats"):
         rows = await conn.fetch(_STATS)
         all_letters = await conn.fetchval("SELECT count(*) FROM dead_letters")
-    per_device = [DeviceStats(**dict(r)) for r in rows]
-    firsts = [d.first_ts for d in per_device if d.first_ts]
-    lasts = [d.last_ts for d in per_device if d.last_ts]
-    fleet = FleetStats(
-        devices=len(per_device),
-        readings=sum(d.readings for d in per_device),
-        first_ts=min(firsts) if firsts else None,
-        last_ts=max(lasts) if lasts else None,
-        gaps=sum(d.gaps for d in per_device),
-        duplicates=sum(d.duplicates for d in per_device),
-        dead_letters=all_letters,
-    )
-    return Stats(fleet=fleet, devices=per_device)
+    return Stats.of([DeviceStats(**dict(r)) for r in rows], all_letters)
 
 
 def _decode(value: Any) -> dict[str, float]:

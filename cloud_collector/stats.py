@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from cloud_collector.errors import storage_errors
-from cloud_collector.views import DeviceStats, FleetStats, Stats
+from cloud_collector.views import DeviceStats, Stats
 
 _PER_DEVICE = """
 WITH per_device AS (
@@ -33,8 +33,12 @@ ORDER BY d.site, d.device
 async def missing_total(conn: asyncpg.Connection) -> int:
     """Readings that never arrived, over the fleet (the ``readings_missing`` gauge)."""
     with storage_errors("summing sequence gaps"):
-        return int(await conn.fetchval(
-            "SELECT coalesce(sum(last_seq - first_seq + 1 - stored), 0) FROM device_boots") or 0)
+        return int(
+            await conn.fetchval(
+                "SELECT coalesce(sum(last_seq - first_seq + 1 - stored), 0) FROM device_boots"
+            )
+            or 0
+        )
 
 
 async def device_stats(conn: asyncpg.Connection, device: str) -> DeviceStats | None:
@@ -48,16 +52,4 @@ async def fleet_stats(conn: asyncpg.Connection) -> Stats:
     with storage_errors("computing stats"):
         rows = await conn.fetch(_PER_DEVICE.format(where=""))
         all_letters = await conn.fetchval("SELECT count(*) FROM dead_letters")
-    per_device = [DeviceStats(**dict(r)) for r in rows]
-    firsts = [d.first_ts for d in per_device if d.first_ts]
-    lasts = [d.last_ts for d in per_device if d.last_ts]
-    fleet = FleetStats(
-        devices=len(per_device),
-        readings=sum(d.readings for d in per_device),
-        first_ts=min(firsts) if firsts else None,
-        last_ts=max(lasts) if lasts else None,
-        gaps=sum(d.gaps for d in per_device),
-        duplicates=sum(d.duplicates for d in per_device),
-        dead_letters=all_letters,
-    )
-    return Stats(fleet=fleet, devices=per_device)
+    return Stats.of([DeviceStats(**dict(r)) for r in rows], all_letters)

@@ -132,6 +132,22 @@ class Stats(msgspec.Struct, kw_only=True):
     fleet: FleetStats
     devices: list[DeviceStats]
 
+    @classmethod
+    def of(cls, per_device: list[DeviceStats], all_dead_letters: int) -> Stats:
+        """The fleet's line is the sum of the devices' (dead letters: all, named device or not)."""
+        firsts = [d.first_ts for d in per_device if d.first_ts]
+        lasts = [d.last_ts for d in per_device if d.last_ts]
+        fleet = FleetStats(
+            devices=len(per_device),
+            readings=sum(d.readings for d in per_device),
+            first_ts=min(firsts) if firsts else None,
+            last_ts=max(lasts) if lasts else None,
+            gaps=sum(d.gaps for d in per_device),
+            duplicates=sum(d.duplicates for d in per_device),
+            dead_letters=all_dead_letters,
+        )
+        return cls(fleet=fleet, devices=per_device)
+
 
 def _json(value: Any, default: Any) -> Any:
     # asyncpg returns jsonb as text unless a codec is set; the pool sets one, ad-hoc connections may not.
@@ -169,8 +185,15 @@ def device_from_row(row: Any) -> DeviceView:
 
 
 def state_from_row(row: Any) -> StateView:
-    return StateView(ts=row["ts"], state=row["state"], previous=row["previous"], score=row["score"],
-                     model=row["model"], reason=row["reason"], contributors=_json(row["contributors"], []))
+    return StateView(
+        ts=row["ts"],
+        state=row["state"],
+        previous=row["previous"],
+        score=row["score"],
+        model=row["model"],
+        reason=row["reason"],
+        contributors=_json(row["contributors"], []),
+    )
 
 
 def reading_from_row(row: Any) -> ReadingView:
