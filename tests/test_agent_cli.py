@@ -14,6 +14,14 @@ from simulator.modbus_slave import SimulatedUnit, start_unit
 runner = CliRunner()
 
 
+def _read(port: str, register: int, slave: str = "1", **options: str):
+    """``signalcraft-agent diag read … --json`` against ``port``."""
+    args = ["diag", "read", "--port", port, "--slave", slave, "--register", str(register), "--json"]
+    for name, value in options.items():
+        args += [f"--{name}", value]
+    return runner.invoke(app, args)
+
+
 @pytest.fixture(scope="module")
 def unit():
     u = start_unit(seed=5, speed=1.0)
@@ -22,24 +30,7 @@ def unit():
 
 
 def test_diag_read_decodes_a_float(unit: SimulatedUnit) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "diag",
-            "read",
-            "--port",
-            unit.port,
-            "--slave",
-            "1",
-            "--register",
-            "8",
-            "--function",
-            "4",
-            "--type",
-            "float32",
-            "--json",
-        ],
-    )
+    result = _read(unit.port, 8, function="4", type="float32")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["ok"] is True
@@ -49,46 +40,14 @@ def test_diag_read_decodes_a_float(unit: SimulatedUnit) -> None:
 
 def test_diag_read_word_order_matters(unit: SimulatedUnit) -> None:
     # vibration_rms is stored low word first (CDAB): read as CDAB it matches, as ABCD it does not.
-    args = [
-        "diag",
-        "read",
-        "--port",
-        unit.port,
-        "--slave",
-        "1",
-        "--register",
-        "16",
-        "--function",
-        "4",
-        "--type",
-        "float32",
-        "--json",
-    ]
-    right = json.loads(runner.invoke(app, [*args, "--order", "CDAB"]).output)["value"]
-    wrong = json.loads(runner.invoke(app, [*args, "--order", "ABCD"]).output)["value"]
+    right = json.loads(_read(unit.port, 16, function="4", type="float32", order="CDAB").output)["value"]
+    wrong = json.loads(_read(unit.port, 16, function="4", type="float32", order="ABCD").output)["value"]
     assert right == pytest.approx(unit.values["vibration_rms"], abs=0.01)
     assert wrong != pytest.approx(right, abs=0.01)
 
 
 def test_diag_read_wrong_slave_explains(unit: SimulatedUnit) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "diag",
-            "read",
-            "--port",
-            unit.port,
-            "--slave",
-            "17",
-            "--register",
-            "0",
-            "--function",
-            "4",
-            "--timeout",
-            "0.2",
-            "--json",
-        ],
-    )
+    result = _read(unit.port, 0, slave="17", function="4", timeout="0.2")
     assert result.exit_code == 1
     out = json.loads(result.output)
     assert out["error"] == "DeviceTimeout"
@@ -96,22 +55,7 @@ def test_diag_read_wrong_slave_explains(unit: SimulatedUnit) -> None:
 
 
 def test_diag_read_illegal_address(unit: SimulatedUnit) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "diag",
-            "read",
-            "--port",
-            unit.port,
-            "--slave",
-            "1",
-            "--register",
-            "4000",
-            "--function",
-            "4",
-            "--json",
-        ],
-    )
+    result = _read(unit.port, 4000, function="4")
     assert result.exit_code == 1
     assert json.loads(result.output)["error"] == "IllegalAddress"
 
