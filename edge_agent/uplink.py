@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,6 @@ from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from common import schema
 from common.errors import SchemaError
@@ -38,6 +36,7 @@ from common.mqtt_url import BrokerAddress
 from common.topics import topic
 from edge_agent.buffer import Buffer, Record
 from edge_agent.config import AgentSettings
+from edge_agent.mqtt_client import new_client
 from edge_agent.replay import ReplayScheduler
 
 log = logging.getLogger(__name__)
@@ -158,22 +157,14 @@ class Uplink:
 
     def _make_client(self) -> mqtt.Client:
         m = self.settings.mqtt
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=m.client_id or self._device,
-            protocol=self._protocol,
-            **({} if self._protocol == mqtt.MQTTv5 else {"clean_session": True}),
+        client = new_client(
+            self.address,
+            m.client_id or self._device,
+            self._protocol == mqtt.MQTTv5,
+            m.ca_file,
+            m.cert_file,
+            m.key_file,
         )
-        if self.address.username:
-            client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set(
-                ca_certs=m.ca_file or None,
-                certfile=m.cert_file or None,
-                keyfile=m.key_file or None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
         client.will_set(self._status_topic, self._status(False, "lost"), qos=1, retain=True)
         client.max_inflight_messages_set(m.max_inflight)
         jitter = random.Random()

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from common import schema
 from common.mqtt_url import BrokerAddress
@@ -26,6 +25,7 @@ from common.topics import topic
 from edge_agent.config import AgentSettings
 from edge_agent.diagnose import Check, fail, ok, warn
 from edge_agent.diagnose.tls import tls_check
+from edge_agent.mqtt_client import new_client
 
 _BAD_CREDENTIALS = {0x86, 0x04}  # v5 "bad user name or password", 3.1.1 return code 4
 _NOT_AUTHORIZED = {0x87, 0x05}
@@ -123,24 +123,10 @@ def _tcp(t: Target, timeout: float) -> Check:
 
 
 def _client(t: Target) -> mqtt.Client:
-    v5 = t.protocol == "5"
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{t.client_id}-diag"[:128],
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        **({} if v5 else {"clean_session": True}),
+    # A client id of its own, so a running agent's session is never taken over.
+    return new_client(
+        t.address, f"{t.client_id}-diag"[:128], t.protocol == "5", t.ca_file, t.cert_file, t.key_file
     )
-    if t.address.username:
-        client.username_pw_set(t.address.username, t.address.password)
-    if t.address.tls:
-        client.tls_set(
-            ca_certs=t.ca_file or None,
-            certfile=t.cert_file or None,
-            keyfile=t.key_file or None,
-            cert_reqs=ssl.CERT_REQUIRED,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-    return client
 
 
 def _session(t: Target, timeout: float) -> list[Check]:
