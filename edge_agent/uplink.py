@@ -133,6 +133,10 @@ class Uplink:
                 info.wait_for_publish(timeout)
         self._client.disconnect()
         self._client.loop_stop()
+        # Our bound methods as its callbacks make the client and us a reference cycle, so its socket pair
+        # would wait for the garbage collector; without them it is released (and closed) as we are.
+        self._client.on_connect = self._client.on_disconnect = None
+        self._client.on_publish = self._client.on_message = None
 
     # -- paho ------------------------------------------------------------------------------------
 
