@@ -14,23 +14,27 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import schema
-from edge_agent import __version__, control_commands
+from edge_agent import __version__, control_commands, memory
 from edge_agent.analytics import Analytics, Verdict
 from edge_agent.buffer import Buffer
 from edge_agent.clock import ClockWatch
 from edge_agent.config import AgentSettings
 from edge_agent.control import ControlServer
-from edge_agent.metrics import MetricsServer
 from edge_agent.sources.modbus import config as modbus_config
 from edge_agent.sources.modbus.bus import Bus
 from edge_agent.sources.modbus.source import SlaveSource
 from edge_agent.sources.waveform import reader as waveform
 from edge_agent.uplink import Uplink
 
+if TYPE_CHECKING:  # the endpoint is off by default, and http.server costs ~1 MiB resident
+    from edge_agent.metrics import MetricsServer
+
 log = logging.getLogger(__name__)
+
+STARTUP_GRACE_S = 120.0
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Agent:
         self._control: ControlServer | None = None
         self._metrics: MetricsServer | None = None
         self.clock = ClockWatch()
+        self.memory: memory.Released | None = None  # what start-up gave back (see _startup_over)
         self.uplink.commands.update(
             {
                 "status": lambda _args: self.status(),
@@ -183,6 +188,8 @@ class Agent:
         self._control = ControlServer(self.settings.socket_path, control_commands.handlers(self))
         self._control.start()
         if self.settings.agent.metrics_port:
+            from edge_agent.metrics import MetricsServer
+
             self._metrics = MetricsServer(self.settings.agent.metrics_port, self.status)
             self._metrics.start()
         self.uplink.start()
@@ -206,6 +213,8 @@ class Agent:
                 self.health.last_cycle = time.monotonic()
                 if ready is not None and not ready.is_set():
                     ready.set()
+                if self.memory is None and self._startup_over():
+                    self.memory = memory.release_startup_pages() or memory.Released(0.0, 0.0, 0)
                 deadline += interval
                 now = time.monotonic()
                 if deadline < now:  # we fell behind (slow bus): skip the missed slots, do not burst
@@ -216,6 +225,13 @@ class Agent:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _startup_over(self) -> bool:
+        """Every model session exists and has run: the first cycle is done and each waveform source has
+        had a window scored, or two minutes have gone by (a dead sensor does not hold start-up open)."""
+        waiting = {w.name for w in self.waveforms} - self.analytics.waveform_sources
+        interval = self.settings.agent.poll_interval.total_seconds()
+        return not waiting or self.health.cycles * interval >= STARTUP_GRACE_S
 
     def _shutdown(self) -> None:
         self.uplink.stop()
@@ -250,6 +266,10 @@ class Agent:
             "last": asdict(self.snapshot),
             "calibration": {"done": done, "needed": needed},
             "loop": asdict(self.health),
+            "memory": {
+                "rss_mib": round(memory.resident_mib(), 1),
+                "released_at_startup_mib": self.memory.released_mib if self.memory else None,
+            },
             "delivery": {
                 "produced": self.health.produced + self.health.states,
                 "acked": c.acked,

@@ -134,6 +134,11 @@ class Analytics:
         return (min(cal.done, cal.needed), cal.needed)
 
     @property
+    def waveform_sources(self) -> frozenset[str]:
+        """The waveform sources that have a scorer (their first window has been scored)."""
+        return frozenset(self._waveforms)
+
+    @property
     def calibrated(self) -> bool:
         return self._calibration.complete
 
