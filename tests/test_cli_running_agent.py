@@ -63,6 +63,7 @@ def test_status_text_for_a_person(agent: AgentProcess) -> None:
     assert "shop/freezer-1" in out and "controller" in out and "online" in out
     assert "suction_pressure" in out and "bar" in out
     assert "uplink: connected" in out and "delivery: produced" in out
+    assert "MiB resident" in out
 
 
 def test_diag_trace_follows_live_frames(agent: AgentProcess) -> None:
