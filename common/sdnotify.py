@@ -5,9 +5,12 @@ A no-op outside a ``Type=notify`` unit (no ``$NOTIFY_SOCKET``), so programs call
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only the collector waits on an asyncio.Event; the agent need not load asyncio
+    import asyncio
 
 
 def notify(message: str) -> bool:
