@@ -70,6 +70,24 @@ def test_sequence_numbers_count_losses_wraps_and_restarts() -> None:
     assert len(frames) == 7 and parser.lost == 2 and parser.restarts == 1
 
 
+@pytest.mark.parametrize("reads", ["one read per frame", "all in one read"])
+def test_a_window_never_spans_a_hole_however_the_frames_arrive(reads: str) -> None:
+    """A reader that fell behind gets many frames from one read; the hole belongs to the frame after it,
+    not to the last frame of the batch."""
+    seqs = [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11]  # frame 2 lost
+    raw = [encode_frame(s, np.full(100, s / 100), 1000) for s in seqs]
+    src = WaveformSource("vib", "/dev/null", window=0.4)  # 400 samples: four frames a window
+    chunks = [b"".join(raw)] if reads == "all in one read" else raw
+    for chunk in chunks:  # what the reader thread does with each read (WaveformSource._stream)
+        for frame in src.parser.feed(chunk):
+            src._take(frame)
+    windows = src.poll()
+    frames_in = [sorted({round(float(v) * 100) for v in w.samples[:, 0]}) for w in windows]
+    assert frames_in == [[3, 4, 5, 6], [7, 8, 9, 10]]
+    assert [w.first_seq for w in windows] == [3, 7]
+    assert src.windows_discarded == 1 and src.parser.lost == 1
+
+
 def test_signature_puts_each_fault_in_its_band() -> None:
     def band(fault: str | None, lo: float, hi: float) -> float:
         x = Signature(16000, fault=fault, seed=1).next(16000)

@@ -49,6 +49,9 @@ class Frame:
     channels: int
     samples: np.ndarray  # float32, shape (n, channels), full scale = ±1.0 for integer formats
     overload: bool
+    # Frames lost just before this one (-1: the sender restarted). Carried on the frame, not the parser:
+    # one read can return several frames, and the hole belongs to the frame that follows it.
+    gap: int = 0
 
 
 def encode_frame(
@@ -82,7 +85,6 @@ class FrameParser:
         self.skipped_bytes = 0  # bytes thrown away while hunting for a sync word
         self.lost = 0  # frames missing according to the sequence numbers
         self.restarts = 0  # the sender's counter jumped backwards (it rebooted)
-        self.last_gap = 0  # frames lost just before the last frame returned
 
     def reset_sequence(self) -> None:
         """After a reconnect, the next frame starts a new run: its gap is not counted as loss."""
@@ -136,15 +138,14 @@ class FrameParser:
         dtype, scale = FORMATS[fmt]
         samples = np.frombuffer(raw, dtype=dtype, count=n * channels, offset=HEADER.size)
         samples = (samples.astype(np.float32) / np.float32(scale)).reshape(n, channels)
-        self.last_gap = 0
+        gap = 0
         if self._expect is not None and seq != self._expect:
             gap = (seq - self._expect) & 0xFFFFFFFF
             if gap < 0x80000000:
-                self.last_gap = gap
                 self.lost += gap
             else:
                 self.restarts += 1
-                self.last_gap = -1  # a new run: not comparable with the previous one
+                gap = -1  # a new run: not comparable with the previous one
         self._expect = (seq + 1) & 0xFFFFFFFF
         self.frames += 1
-        return Frame(seq, rate, channels, samples, bool(flags & FLAG_OVERLOAD))
+        return Frame(seq, rate, channels, samples, bool(flags & FLAG_OVERLOAD), gap)

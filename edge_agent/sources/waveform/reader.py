@@ -171,7 +171,7 @@ class WaveformSource:
         self._last_frame = now
         self._set_state("streaming")
         self.last_error = ""
-        if frame.rate != self.sample_rate or frame.channels != self.channels or self.parser.last_gap:
+        if frame.rate != self.sample_rate or frame.channels != self.channels or frame.gap:
             self._cut()  # a hole, a restart or new settings: do not mix them in one window
             self.sample_rate, self.channels = frame.rate, frame.channels
         if not self._parts:
