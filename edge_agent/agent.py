@@ -96,7 +96,9 @@ class Agent:
         self._control: ControlServer | None = None
         self._metrics: MetricsServer | None = None
         self.clock = ClockWatch()
-        self.memory: memory.Released | None = None  # what start-up gave back (see _startup_over)
+        self.memory: memory.Released | None = None  # what start-up gave back (_release_startup_memory)
+        self._released_for: frozenset[str] | None = None  # waveform sources whose sessions it covered
+        self._started = time.monotonic()
         self.uplink.commands.update(
             {
                 "status": lambda _args: self.status(),
@@ -194,7 +196,7 @@ class Agent:
             self._metrics.start()
         self.uplink.start()
         interval = self.settings.agent.poll_interval.total_seconds()
-        deadline = time.monotonic()
+        deadline = self._started = time.monotonic()
         backoff = 1.0
         try:
             while not self.stop_event.is_set():
@@ -213,8 +215,7 @@ class Agent:
                 self.health.last_cycle = time.monotonic()
                 if ready is not None and not ready.is_set():
                     ready.set()
-                if self.memory is None and self._startup_over():
-                    self.memory = memory.release_startup_pages() or memory.Released(0.0, 0.0, 0)
+                self._release_startup_memory()
                 deadline += interval
                 now = time.monotonic()
                 if deadline < now:  # we fell behind (slow bus): skip the missed slots, do not burst
@@ -226,12 +227,22 @@ class Agent:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _startup_over(self) -> bool:
-        """Every model session exists and has run: the first cycle is done and each waveform source has
-        had a window scored, or two minutes have gone by (a dead sensor does not hold start-up open)."""
-        waiting = {w.name for w in self.waveforms} - self.analytics.waveform_sources
-        interval = self.settings.agent.poll_interval.total_seconds()
-        return not waiting or self.health.cycles * interval >= STARTUP_GRACE_S
+    def _release_startup_memory(self) -> None:
+        """Give back the pages only start-up touched (edge_agent/memory.py) once it is over: the first
+        cycle is done and every waveform source has had a window scored (its model session exists), or
+        two minutes have gone by, so a dead sensor does not hold start-up open; and again when such a
+        sensor comes back and brings its own session."""
+        scored = self.analytics.waveform_sources
+        if self._released_for is not None and scored <= self._released_for:
+            return
+        waiting = {w.name for w in self.waveforms} - scored
+        if self._released_for is None and waiting and time.monotonic() - self._started < STARTUP_GRACE_S:
+            return
+        self._released_for = scored
+        try:
+            self.memory = memory.release_startup_pages() or self.memory
+        except Exception:  # a saving, not a duty: it must never stop the loop
+            log.exception("could not release start-up memory")
 
     def _shutdown(self) -> None:
         self.uplink.stop()
@@ -267,7 +278,7 @@ class Agent:
             "calibration": {"done": done, "needed": needed},
             "loop": asdict(self.health),
             "memory": {
-                "rss_mib": round(memory.resident_mib(), 1),
+                "rss_mib": None if (rss := memory.resident_mib()) is None else round(rss, 1),
                 "released_at_startup_mib": self.memory.released_mib if self.memory else None,
             },
             "delivery": {

@@ -3,23 +3,30 @@
 Starting the agent touches far more than the poll loop ever runs again: importing numpy and onnxruntime
 runs their library initialisers, and building an inference session walks onnxruntime's registry of every
 kernel it ships (about 30 MiB of library pages, most of them in ``onnxruntime_pybind11_state.so``). The
-loop afterwards executes a few kernels and a few numpy ufuncs. Those start-up pages stay mapped and count
-in the resident set until the kernel reclaims them under memory pressure; on a 512 MiB box they push out
-the page cache first, and they make ``ps`` say the agent uses twice what it needs.
+loop afterwards executes a few kernels and a few numpy ufuncs. Those start-up pages stay mapped, so they
+count in the agent's resident set and the kernel's reclaim treats them as in use (mapped code gets a
+second pass before eviction): ``ps`` shows the agent at 78 MiB when its loop keeps 54 MiB busy.
 
-:func:`release_startup_pages` asks the kernel, once start-up is over, to unmap the clean pages of
-read-only file mappings (library code and constants) with ``MADV_DONTNEED``, and glibc to return free heap
-with ``malloc_trim``. The pages stay in the page cache; whatever the loop uses comes back on its next
-touch as a minor fault, and stays. Nothing private is touched: a mapping is skipped if it is writable or
-holds any private (copy-on-write) page, since ``MADV_DONTNEED`` would revert such a page to the file.
-Heap, stacks and every other anonymous page are left alone, so the steady number that follows is honest:
-what the loop really keeps resident.
+:func:`release_startup_pages` asks the kernel, once start-up is over, to unmap the clean pages of the
+shared libraries' read-only mappings (code and constants) with ``MADV_DONTNEED``, and glibc to return free
+heap with ``malloc_trim``. The pages stay in the page cache (unmapped, they are the first the kernel
+reclaims when memory is short); whatever the loop uses comes back on its next touch as a minor fault, and
+stays. Nothing private is touched: a mapping is skipped if it is writable, shared, or holds any private
+copy-on-write page, resident or swapped out (a library's relocated RELRO), since ``MADV_DONTNEED`` would
+revert such a page to the file's bytes. Heap, stacks and every other anonymous page are left alone, so the
+steady number that follows is honest: what the loop really keeps resident.
+
+Only shared libraries and the interpreter's executable are advised, because their address ranges cannot
+change under us: CPython never unloads an extension module and ctypes never calls ``dlclose``. Any other
+file mapping could be unmapped by another thread between reading ``smaps`` and the ``madvise``, and its
+addresses reused.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -29,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MADV_DONTNEED = 4  # the same value on x86_64, aarch64 and armv7 Linux
 _HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$")
+_LIBRARY = re.compile(r"^/.*\.so(\.[0-9][0-9.]*)?( \(deleted\))?$")  # libfoo.so, libfoo.so.1.2
 
 
 @dataclass(frozen=True)
@@ -51,15 +59,18 @@ class Mapping:
     perms: str
     path: str
     rss_kib: int
-    private_kib: int  # pages of this mapping that are no longer the file's (Anonymous:)
+    anon_kib: int  # resident pages that are no longer the file's: copy-on-write copies (Anonymous:)
+    swap_kib: int  # such pages, swapped out (Swap:)
 
-    @property
-    def releasable(self) -> bool:
-        """Clean, read-only, file-backed and resident: safe to drop and fault back from the file."""
+    def releasable(self, executable: str = "") -> bool:
+        """A read-only, private, clean and resident mapping of a shared library (or of ``executable``,
+        the interpreter, which some distributions link statically): safe to drop and fault back."""
         return (
-            self.path.startswith("/")
+            (bool(_LIBRARY.match(self.path)) or (bool(executable) and self.path == executable))
             and "w" not in self.perms
-            and self.private_kib == 0
+            and self.perms.endswith("p")
+            and self.anon_kib == 0
+            and self.swap_kib == 0
             and self.rss_kib > 0
         )
 
@@ -68,36 +79,36 @@ def mappings(smaps: str) -> list[Mapping]:
     """The mappings of a ``/proc/<pid>/smaps`` text, with their resident and private sizes."""
     out: list[Mapping] = []
     head: tuple[int, int, str, str] | None = None
-    rss = private = 0
+    sizes = {"Rss:": 0, "Anonymous:": 0, "Swap:": 0}
     for line in smaps.splitlines():
         m = _HEADER.match(line)
         if m:
             if head is not None:
-                out.append(Mapping(*head, rss, private))
+                out.append(Mapping(*head, *sizes.values()))
             head = (int(m.group(1), 16), int(m.group(2), 16), m.group(3), m.group(4).strip())
-            rss = private = 0
-        elif line.startswith("Rss:"):
-            rss = int(line.split()[1])
-        elif line.startswith("Anonymous:"):
-            private = int(line.split()[1])
+            sizes = dict.fromkeys(sizes, 0)
+        else:
+            key, _, rest = line.partition(" ")
+            if key in sizes:
+                sizes[key] = int(rest.split()[0])
     if head is not None:
-        out.append(Mapping(*head, rss, private))
+        out.append(Mapping(*head, *sizes.values()))
     return out
 
 
-def resident_mib(status: str | None = None) -> float:
-    """This process's ``VmRSS`` in MiB (NaN where ``/proc`` is not there)."""
+def resident_mib() -> float | None:
+    """This process's ``VmRSS`` in MiB (None where there is no ``/proc``)."""
     try:
-        text = status if status is not None else Path("/proc/self/status").read_text()
+        text = Path("/proc/self/status").read_text()
     except OSError:
-        return float("nan")
+        return None
     m = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
-    return int(m.group(1)) / 1024 if m else float("nan")
+    return int(m.group(1)) / 1024 if m else None
 
 
 def release_startup_pages() -> Released | None:
     """Drop the clean library pages start-up touched and trim the heap; None where not supported
-    (not Linux, no ``/proc``). Safe to call from any thread at any time; it costs a few milliseconds."""
+    (not Linux, no ``/proc``). Costs a few milliseconds; call it again after loading something big."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -105,18 +116,25 @@ def release_startup_pages() -> Released | None:
     except OSError:
         return None
     before = resident_mib()
+    if before is None:
+        return None
     libc = ctypes.CDLL(None, use_errno=True)
     madvise = libc.madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     madvise.restype = ctypes.c_int
+    try:
+        executable = os.path.realpath("/proc/self/exe")
+    except OSError:
+        executable = ""
     advised = 0
-    for mapping in mappings(smaps):
-        if mapping.releasable and madvise(mapping.start, mapping.end - mapping.start, MADV_DONTNEED) == 0:
+    for m in mappings(smaps):
+        # EINVAL for locked or huge-page mappings: those simply stay resident
+        if m.releasable(executable) and madvise(m.start, m.end - m.start, MADV_DONTNEED) == 0:
             advised += 1
     trim = getattr(libc, "malloc_trim", None)  # glibc only; musl has no such call
     if trim is not None:
         trim(0)
-    released = Released(round(before, 1), round(resident_mib(), 1), advised)
+    released = Released(round(before, 1), round(resident_mib() or before, 1), advised)
     log.info(
         "released start-up memory",
         extra={"rss_before_mib": released.before_mib, "rss_after_mib": released.after_mib},

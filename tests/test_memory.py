@@ -20,16 +20,32 @@ SMAPS = """\
 55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0                          [heap]
 Rss:                 132 kB
 Anonymous:           132 kB
+Swap:                  0 kB
+55d0c1000000-55d0c1200000 r-xp 00001000 08:01 77                         /usr/bin/python3.11
+Rss:                1024 kB
+Anonymous:             0 kB
 7f0000000000-7f0000400000 r-xp 00010000 08:01 1234                       /usr/lib/libexample.so.1
 Rss:                2048 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000400000-7f0000401000 r--p 00410000 08:01 1234                       /usr/lib/libexample.so.1
 Rss:                   4 kB
 Anonymous:             4 kB
+Swap:                  0 kB
 7f0000401000-7f0000402000 rw-p 00411000 08:01 1234                       /usr/lib/libexample.so.1
 Rss:                   4 kB
 Anonymous:             4 kB
-7f0000500000-7f0000510000 r--p 00000000 08:01 99                         /tmp/a file (deleted)
+7f0000402000-7f0000404000 r--p 00412000 08:01 1234                       /usr/lib/libexample.so.1
+Rss:                   4 kB
+Anonymous:             0 kB
+Swap:                  4 kB
+7f0000500000-7f0000510000 r--p 00000000 08:01 99                         /opt/x/_core.cpython-311.so (deleted)
+Rss:                  64 kB
+Anonymous:             0 kB
+7f0000520000-7f0000530000 r--p 00000000 08:01 97                         /var/lib/data.bin
+Rss:                  64 kB
+Anonymous:             0 kB
+7f0000540000-7f0000550000 r--s 00000000 08:01 96                         /usr/lib/libshm.so
 Rss:                  64 kB
 Anonymous:             0 kB
 7f0000600000-7f0000610000 r--p 00000000 08:01 98                         /usr/lib/cold.so
@@ -41,18 +57,25 @@ Anonymous:             0 kB
 """
 
 
-def test_only_clean_read_only_resident_file_pages_are_releasable() -> None:
+def test_only_clean_read_only_resident_library_pages_are_releasable() -> None:
     maps = memory.mappings(SMAPS)
-    assert [m.path for m in maps if m.releasable] == ["/usr/lib/libexample.so.1", "/tmp/a file (deleted)"]
-    text = maps[1]
+    assert [m.path for m in maps if m.releasable()] == [
+        "/usr/lib/libexample.so.1",
+        "/opt/x/_core.cpython-311.so (deleted)",  # replaced by an upgrade: still the file we run
+    ]
+    assert next(m.path for m in maps if m.releasable("/usr/bin/python3.11")) == "/usr/bin/python3.11"
+    text = maps[2]
     assert (text.start, text.end, text.perms, text.rss_kib) == (0x7F0000000000, 0x7F0000400000, "r-xp", 2048)
-    relro = maps[2]  # read-only now, but relocated: its page is ours, not the file's
-    assert relro.perms == "r--p" and relro.private_kib == 4 and not relro.releasable
+    relro = maps[3]  # read-only now, but relocated: its page is ours, not the file's
+    assert relro.perms == "r--p" and relro.anon_kib == 4 and not relro.releasable()
+    swapped = maps[5]  # the same, with the private page out on swap: dropping it would lose it
+    assert swapped.swap_kib == 4 and swapped.anon_kib == 0 and not swapped.releasable()
 
 
-def test_parses_this_process(tmp_path: Path) -> None:
+def test_parses_this_process() -> None:
     maps = memory.mappings(Path("/proc/self/smaps").read_text())
-    assert any(m.path == "[heap]" and not m.releasable for m in maps)
+    assert any(m.path == "[heap]" and not m.releasable() for m in maps)
+    assert any(m.releasable() for m in maps)  # at least this interpreter's extension modules
     total_mib = sum(m.rss_kib for m in maps) / 1024
     assert total_mib == pytest.approx(memory.resident_mib(), rel=0.1)
 
@@ -61,7 +84,8 @@ def test_private_pages_of_a_read_only_mapping_survive_and_clean_ones_read_back(t
     """The guard that makes MADV_DONTNEED safe: a copy-on-write page (what relocation leaves in a library's
     RELRO) must keep our bytes; a clean page must read the file again."""
     size = 4 * mmap.PAGESIZE
-    dirty_file, clean_file = tmp_path / "dirty.bin", tmp_path / "clean.bin"
+    # named like libraries, so that only the guard below keeps the dirty one from being released
+    dirty_file, clean_file = tmp_path / "libdirty.so", tmp_path / "libclean.so"
     dirty_file.write_bytes(b"F" * size)
     clean_file.write_bytes(bytes(range(256)) * (size // 256))
     with open(dirty_file, "rb") as fd, open(clean_file, "rb") as fc:
@@ -76,11 +100,14 @@ def test_private_pages_of_a_read_only_mapping_survive_and_clean_ones_read_back(t
     del anchor
     assert clean[:256] == bytes(range(256))  # make the clean mapping resident
 
-    def ours(start: int):
-        return next(m for m in memory.mappings(Path("/proc/self/smaps").read_text()) if m.start == start)
+    def ours(path: Path) -> memory.Mapping:
+        maps = memory.mappings(Path("/proc/self/smaps").read_text())
+        return next(m for m in maps if m.path == str(path))
 
-    assert not ours(address).releasable and ours(address).perms.startswith("r--")
+    assert ours(dirty_file).start == address and ours(dirty_file).perms.startswith("r--")
+    assert not ours(dirty_file).releasable() and ours(clean_file).releasable()
     assert memory.release_startup_pages() is not None
+    assert ours(clean_file).rss_kib == 0  # released: no longer in our resident set
     assert dirty[: mmap.PAGESIZE] == b"P" * mmap.PAGESIZE
     assert dirty[mmap.PAGESIZE : 2 * mmap.PAGESIZE] == b"F" * mmap.PAGESIZE
     assert clean[:] == bytes(range(256)) * (size // 256)
@@ -94,7 +121,11 @@ def test_release_shrinks_an_onnxruntime_process_and_inference_is_unchanged(tmp_p
     script = textwrap.dedent("""
         import json, numpy as np
         from edge_agent.analytics.runner import ModelRunner
-        from edge_agent.memory import release_startup_pages, resident_mib
+        from pathlib import Path
+        from edge_agent.memory import mappings, release_startup_pages, resident_mib
+        def ort_kib():
+            maps = mappings(Path("/proc/self/smaps").read_text())
+            return sum(m.rss_kib for m in maps if "onnxruntime_pybind11_state" in m.path)
         runner = ModelRunner()
         rng = np.random.default_rng(7)
         n = runner.n_features
@@ -102,10 +133,12 @@ def test_release_shrinks_an_onnxruntime_process_and_inference_is_unchanged(tmp_p
         x = rng.normal(size=n).astype(np.float32)
         score, contrib = runner.run(x)
         before = (score, contrib.copy())  # run() hands back a view of its output buffer
+        ort_before = ort_kib()
         released = release_startup_pages()
         after = runner.run(x)
         print(json.dumps({
             "released": released.released_mib, "mappings": released.mappings, "rss": resident_mib(),
+            "ort_before": ort_before, "ort_after": ort_kib(),
             "same": before[0] == after[0] and bool((before[1] == after[1]).all()),
         }))
     """)
@@ -118,6 +151,7 @@ def test_release_shrinks_an_onnxruntime_process_and_inference_is_unchanged(tmp_p
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["same"], result
-    assert result["mappings"] > 10
-    # onnxruntime's kernel registration alone leaves ~20 MiB of library pages behind on x86_64
-    assert result["released"] >= 10, result
+    assert result["mappings"] > 10 and result["released"] > 0
+    # Building the session touched most of onnxruntime's library (its kernel registry, ~20 MiB on
+    # x86_64); scoring needs a small part of it.
+    assert result["ort_after"] < result["ort_before"] / 2, result
