@@ -58,11 +58,14 @@ def main() -> None:
         rig.stop_agent()
         time.sleep(3)
         stored, rows, distinct = rig.stored()
+        # Every reading from seq 0 to the last one stored arrived: a hole would be a lost reading. (The
+        # last few produced between the status above and the stop may still sit in the agent's buffer.)
+        holes = sum(max(seqs) + 1 - len(set(seqs)) for seqs in stored.values())
         warm = next(kib for t, kib in samples if t >= 60)
         end, peak = samples[-1][1], max(k for _, k in samples)
         print(
             f"duration {args.minutes:g} min, readings produced {status.get('delivery', {}).get('produced')}, "
-            f"stored rows {rows}, distinct {distinct}, boots {len(stored)}"
+            f"stored rows {rows}, distinct {distinct}, boots {len(stored)}, missing seqs {holes}"
         )
         print(
             f"agent RSS after 1 min {warm / 1024:.1f} MiB, at end {end / 1024:.1f} MiB, "
