@@ -9,11 +9,11 @@ second pass before eviction): ``ps`` shows the agent at 78 MiB when its loop kee
 
 :func:`release_startup_pages` asks the kernel, once start-up is over, to unmap the clean pages of the
 shared libraries' read-only mappings (code and constants) with ``MADV_DONTNEED``, and glibc to return free
-heap with ``malloc_trim``. The pages stay in the page cache (unmapped, they are the first the kernel
-reclaims when memory is short); whatever the loop uses comes back on its next touch as a minor fault, and
-stays. Nothing private is touched: a mapping is skipped if it is writable, shared, or holds any private
-copy-on-write page, resident or swapped out (a library's relocated RELRO), since ``MADV_DONTNEED`` would
-revert such a page to the file's bytes. Heap, stacks and every other anonymous page are left alone, so the
+heap with ``malloc_trim``, then evicts those libraries' cached pages that no process maps
+(:func:`drop_unmapped_cache`). Whatever the loop uses comes back on its next touch, and stays. Nothing
+private is touched: a mapping is skipped if it is writable, shared, or holds any private copy-on-write
+page, resident or swapped out (a library's relocated RELRO), since ``MADV_DONTNEED`` would revert such a
+page to the file's bytes. Heap, stacks and every other anonymous page are left alone, so the
 steady number that follows is honest: what the loop really keeps resident.
 
 Only shared libraries and the interpreter's executable are advised, because their address ranges cannot
@@ -106,6 +106,27 @@ def resident_mib() -> float | None:
     return int(m.group(1)) / 1024 if m else None
 
 
+def drop_unmapped_cache(path: str) -> None:
+    """Evict the cached pages of ``path`` that no process has mapped (``POSIX_FADV_DONTNEED`` skips
+    mapped ones, so other programs sharing a library keep theirs).
+
+    Why: the page cache may hold a library in large folios (ext4 on recent kernels, right after the file
+    was written, e.g. by ``pip install``), and a fault maps the whole folio back: one inference then
+    brought 20 MiB of onnxruntime back instead of 5. Evicted, the pages the loop needs are read again as
+    small pages, once, and the memory the rest occupied is free for the box.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # replaced by an upgrade ("(deleted)") or unreadable: leave its cache alone
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def release_startup_pages() -> Released | None:
     """Drop the clean library pages start-up touched and trim the heap; None where not supported
     (not Linux, no ``/proc``). Costs a few milliseconds; call it again after loading something big."""
@@ -127,10 +148,14 @@ def release_startup_pages() -> Released | None:
     except OSError:
         executable = ""
     advised = 0
+    files: set[str] = set()
     for m in mappings(smaps):
         # EINVAL for locked or huge-page mappings: those simply stay resident
         if m.releasable(executable) and madvise(m.start, m.end - m.start, MADV_DONTNEED) == 0:
             advised += 1
+            files.add(m.path)
+    for path in files:
+        drop_unmapped_cache(path)
     trim = getattr(libc, "malloc_trim", None)  # glibc only; musl has no such call
     if trim is not None:
         trim(0)
