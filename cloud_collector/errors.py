@@ -54,6 +54,9 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    # A connection whose protocol state was left broken when the server went away under it ("cannot
+    # switch to state …; another operation is in progress"): the pool drops it, a retry gets another.
+    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
     TimeoutError,

@@ -119,13 +119,18 @@ class Writer:
         self._metrics = metrics
         self._batch_size = settings.batch_size
         self._flush_interval = settings.flush_interval.total_seconds()
+        # The batch being stored. It outlives a crash of run(): its messages are not acknowledged until
+        # stored, and the broker will not resend them on this connection, so dropping it would stall
+        # them (and, with the in-flight window full, everything behind them) until a reconnect.
+        self._pending: list[Inbound] = []
 
     async def run(self) -> None:
         stopping = False
         while not stopping:
-            batch, stopping = await self._collect()
-            if batch:
-                await self._flush_until_stored(batch)
+            if not self._pending:
+                self._pending, stopping = await self._collect()
+            if self._pending:
+                await self._flush_until_stored(self._pending)  # clears _pending once acknowledged
 
     async def _collect(self) -> tuple[list[Inbound], bool]:
         """A batch: ``batch_size`` messages, or what arrived within ``flush_interval`` of the first."""
@@ -173,6 +178,9 @@ class Writer:
             saved, changes = await self._commit_one_by_one(parsed)
         committed = time.time()
         await self._publish(saved, changes)
+        # The point of no return: once acknowledged, the broker may reuse these message ids, so a retry
+        # after a crash below must not acknowledge them again.
+        self._pending = []
         for item, _ in parsed.accepted:
             self._consumer.ack(item)
         for item, _ in parsed.rejected:

@@ -209,6 +209,29 @@ async def test_postgres_restart_under_load_recovers_by_itself(broker, tmp_path):
         pg.stop()
 
 
+async def test_a_writer_crash_mid_batch_loses_nothing(broker, migrated, monkeypatch):
+    """An unexpected failure while storing (a bug, a driver state error) restarts the writer; the batch it
+    held, not yet acknowledged, must be stored by the restarted writer rather than dropped."""
+    from cloud_collector import ingest
+
+    real_save, calls = ingest.store.save, {"n": 0}
+
+    async def save_that_crashes_once(conn, received):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("injected crash while storing a batch")
+        return await real_save(conn, received)
+
+    monkeypatch.setattr(ingest.store, "save", save_that_crashes_once)
+    async with Collector(settings_for(broker.url, migrated)) as c:
+        await c.wait_subscribed()
+        with SteadyPublisher(broker.url, unique("site"), devices=10, rate=200) as pub:
+            await asyncio.sleep(3)
+            pub.stop()
+        await assert_exactly_once(migrated, pub, timeout=30)
+        assert calls["n"] > 3
+
+
 def hostile_payloads(site: str, device: str, n: int) -> list[tuple[str, bytes, str]]:
     """(topic, payload, expected fragment of the reason), cycling through every kind of bad input."""
     good = telemetry(site, device, "0" * 32, [1])
