@@ -61,8 +61,8 @@ def print_status(s: dict[str, Any], units: dict[str, str]) -> None:
         f"({d['buffer_bytes'] / 1024:.0f} KiB, oldest unsent {d['oldest_unsent_s']} s), "
         f"dropped {d['dropped']}"
     )
-    mem = s.get("memory")  # absent from agents older than this CLI
-    if mem:
+    mem = s.get("memory")  # absent from agents older than this CLI; no size where there is no /proc
+    if mem and mem["rss_mib"] is not None:
         released = mem["released_at_startup_mib"]
         given = f", {released} MiB given back after start-up" if released is not None else ""
         con.print(f"memory: {mem['rss_mib']} MiB resident{given}")
